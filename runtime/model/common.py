@@ -1,0 +1,107 @@
+"""Shared building blocks of the model: base config, time types and ID schemes. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+from runtime.errors import InputError
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(
+            "a naive date-time has no time zone; give an offset, e.g. 2026-11-25T09:00:00+00:00"
+        )
+    return value.astimezone(UTC)
+
+
+def format_instant(value: datetime) -> str:
+    """ISO-8601 in UTC with an explicit offset, e.g. ``2026-11-25T09:00:00+00:00``."""
+    return value.astimezone(UTC).isoformat()
+
+
+Instant = Annotated[
+    datetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(format_instant, return_type=str),
+]
+"""An aware instant, stored in UTC and serialized with an explicit offset."""
+
+Day = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+
+
+def parse_instant(text: str, what: str = "instant") -> datetime:
+    """Parse an aware ISO-8601 instant (``Z`` accepted); a naive one is an :class:`InputError`."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise InputError(
+            f"{what} {text!r} is not an ISO-8601 instant; write e.g. 2026-11-25T09:00:00+00:00"
+        ) from None
+    if value.tzinfo is None:
+        raise InputError(
+            f"{what} {text!r} has no UTC offset; write e.g. {text}+00:00 (naive times are refused)"
+        )
+    return value.astimezone(UTC)
+
+
+def parse_day(text: str, what: str = "date") -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+class Definition(BaseModel):
+    """Base of the Git-backed content models: snake_case, camelCase aliases, no unknown keys."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class Record(BaseModel):
+    """Base of the store's records (the export shape). Records are immutable: change by copy."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The export shape: snake_case, dates as YYYY-MM-DD, instants with an offset."""
+        return self.model_dump(mode="json")
+
+
+# ---- IDs ------------------------------------------------------------------------------------
+# Durable IDs are application-level and never a store key. Bundles and tasks get readable
+# business IDs (template, anchor, task_ref), which also makes instantiation idempotent: the same
+# template at the same anchor is the same bundle. Records created by events (artifacts, audit
+# events, assistant jobs) get random IDs; reminders get IDs derived from what they are about.
+
+
+def bundle_id_for(template_id: str, anchor: date) -> str:
+    return f"{template_id}/{anchor.isoformat()}"
+
+
+def task_id_for(bundle_id: str, task_ref: str) -> str:
+    return f"{bundle_id}/{task_ref}"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def reminder_id_for(kind: str, entity_id: str, fire_at: datetime) -> str:
+    """Deterministic: (kind, entity, firing instant) always gives the same ID."""
+    key = f"{kind}|{entity_id}|{format_instant(fire_at)}"
+    return "rem-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)

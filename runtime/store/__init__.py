@@ -1,0 +1,31 @@
+"""Stores: the port and its adapters, picked by URL scheme at call time."""
+
+from __future__ import annotations
+
+from runtime.errors import InputError
+from runtime.store.base import MAX_ITEMS_PER_COMMIT, Changes, Store
+
+__all__ = ["MAX_ITEMS_PER_COMMIT", "Changes", "Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """Open the store a URL names: ``sqlite:///path.db``, ``memory://``, ``dynamodb://TABLE``.
+
+    Adapters are imported here, at call time, so that importing the package stays cheap.
+    """
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        from runtime.store.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    if scheme == "memory":
+        from runtime.store.memory import MemoryStore
+
+        return MemoryStore(url)
+    if scheme == "dynamodb":
+        raise InputError(
+            f"store {url!r}: the DynamoDB adapter is not built yet; use sqlite:///dataops.db"
+        )
+    raise InputError(
+        f"store URL {url!r} has no known scheme; use sqlite:///path.db or memory://"
+    )
