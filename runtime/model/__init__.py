@@ -35,6 +35,7 @@ from runtime.model.definitions import (
 from runtime.model.records import (
     GENESIS_HASH,
     OPEN_TASK_STATES,
+    PhaseRef,
     RECORD_TYPES,
     Artifact,
     AssistantJob,
@@ -61,7 +62,7 @@ __all__ = [
     "GENESIS_HASH", "OPEN_TASK_STATES", "RECORD_TYPES", "Record", "Artifact", "ArtifactProof",
     "AssistantJob", "AssistantJobStatus", "AuditEvent", "Bundle", "BundleLink", "BundleLinkSpec",
     "BundleStatus", "BusinessCalendar", "Comment", "CommentProof", "Day", "DeliveryStatus",
-    "DocStep", "Document", "ExternalStatusProof", "Instant", "ManualTrigger", "Phase",
+    "DocStep", "Document", "ExternalStatusProof", "Instant", "ManualTrigger", "Phase", "PhaseRef",
     "ProofEntry", "ProofKind", "ProofRequirement", "Reference", "Reminder", "ReminderKind",
     "ReminderPolicy", "ReminderSettings", "ScheduleTrigger", "Task", "TaskDefinition",
     "TaskStatus", "UrlProof", "WorkflowDefinition", "bundle_id_for", "chain",

@@ -65,6 +65,13 @@ class BundleLink(Record):
     url: str | None = None
 
 
+class PhaseRef(Record):
+    """A phase of the definition, copied onto the bundle in definition order (for its stage)."""
+
+    phase_id: str
+    title: str
+
+
 class ReminderSettings(Record):
     """The definition's reminder policy, copied onto the bundle so rules need no content."""
 
@@ -101,6 +108,7 @@ class Bundle(Record):
     timezone: str
     stage: str | None
     status: BundleStatus = BundleStatus.ACTIVE
+    phases: list[PhaseRef] = []
     references: list[Reference] = []
     required_bundle_links: list[BundleLink] = []
     source_doc_ids: list[str] = []

@@ -1,0 +1,93 @@
+"""Artifact binaries: kept outside the store, content-addressed by sha256.
+
+The store keeps only an artifact's metadata record. The original filename is metadata only: no
+path a user gives ever becomes a path on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from runtime.errors import InputError
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size_bytes: int
+    location: str
+
+
+class ArtifactStore(Protocol):
+    def put(self, data: bytes) -> StoredBlob:
+        """Store ``data``; return where it is. Idempotent for the same bytes."""
+
+    def get(self, location: str) -> bytes:
+        """The bytes at ``location``.
+
+        :raises NotFoundError: nothing is there.
+        """
+
+
+class LocalArtifactStore:
+    """A folder: ``ROOT/sha256/ab/abcdef...`` (written atomically via a temp file + rename)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    def put(self, data: bytes) -> StoredBlob:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.root / "sha256" / digest[:2] / digest
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return StoredBlob(digest, len(data), str(target))
+
+    def get(self, location: str) -> bytes:
+        from runtime.errors import NotFoundError
+
+        path = Path(location)
+        if self.root not in path.resolve().parents:
+            raise NotFoundError("artifact binary", location, f"it is not under {self.root}")
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError("artifact binary", location) from None
+
+
+def artifacts_for_store(store_url: str) -> LocalArtifactStore:
+    """The default artifact folder: beside the SQLite file, or a temp folder for memory://."""
+    if store_url.startswith("sqlite:///"):
+        from runtime.store.sqlite import path_from_url
+
+        db, _ = path_from_url(store_url)
+        return LocalArtifactStore(Path(db).parent / f"{Path(db).name}.artifacts")
+    return LocalArtifactStore(Path(tempfile.gettempdir()) / "dataops-artifacts")
+
+
+def read_upload(path: str) -> tuple[bytes, str, str]:
+    """Read a file the user attaches: (bytes, original filename, content type)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--file {path}: no such file; give the path of a file to attach")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"--file {path}: cannot read it: {e.strerror}") from None
+    content_type = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+    return data, p.name, content_type

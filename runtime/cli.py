@@ -1,0 +1,467 @@
+"""The `dataops` command: parse, call a use case, print, map errors to exit codes.
+
+Nothing here decides anything; imports of the runtime happen inside the commands so that
+`dataops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.engine import BundleView, Services
+    from runtime.model import Bundle, Task
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_INPUT, EXIT_REJECTED, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
+
+
+def _default_actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a bare container
+        return "unknown"
+
+
+# ---- wiring ----------------------------------------------------------------------------------
+
+
+class Ctx:
+    """The global options, and the services built from them on first use."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.store_url: str = args.store or os.environ.get("DATAOPS_STORE") or "sqlite:///dataops.db"
+        self.content_dir: str = args.content or os.environ.get("DATAOPS_CONTENT") or "content"
+        self.now_text: str | None = args.now or os.environ.get("DATAOPS_NOW") or None
+        self.actor: str = args.actor or os.environ.get("DATAOPS_ACTOR") or _default_actor()
+        self._svc: Services | None = None
+
+    def clock(self) -> Any:
+        from runtime.clock import FixedClock, SystemClock
+        from runtime.model import parse_instant
+
+        if self.now_text:
+            return FixedClock(parse_instant(self.now_text, "--now"))
+        return SystemClock()
+
+    def content(self) -> Any:
+        from runtime.content import load_content
+
+        return load_content(self.content_dir)
+
+    def services(self) -> Services:
+        if self._svc is None:
+            from runtime.artifacts import artifacts_for_store
+            from runtime.engine import Services
+            from runtime.store import open_store
+
+            clock = self.clock()
+            self._svc = Services(
+                store=open_store(self.store_url),
+                clock=clock,
+                actor=self.actor,
+                artifacts=artifacts_for_store(self.store_url),
+                content_loader=self.content,
+            )
+        return self._svc
+
+    def close(self) -> None:
+        if self._svc is not None:
+            self._svc.store.close()
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    cells = [[str(c) if c is not None else "-" for c in row] for row in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for i, row in enumerate(cells):
+        _out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            _out("  ".join("-" * w for w in widths))
+
+
+# ---- printing records ------------------------------------------------------------------------
+
+
+def print_bundle(view: BundleView) -> None:
+    b = view.bundle
+    _out(f"bundle   {b.bundle_id}  ({b.status}, stage {b.stage or '-'})")
+    _out(f"title    {b.title}")
+    _out(f"template {b.template_id} v{b.template_version}, anchor {b.anchor_date}, zone {b.timezone}")
+    for link in b.required_bundle_links:
+        flag = "required" if link.required else "optional"
+        _out(f"link     {link.key} ({flag}): {link.url or '(empty)'}")
+    for ref in b.references:
+        _out(f"ref      {ref.label}: {ref.url}")
+    if view.tasks:
+        _out()
+        print_tasks(view.tasks)
+
+
+def print_tasks(tasks: Sequence[Task]) -> None:
+    _table(
+        [(t.task_id, t.status, t.due_date, t.assignee, t.phase, t.title) for t in tasks],
+        ("task_id", "status", "due", "assignee", "phase", "title"),
+    )
+
+
+def print_task(task: Task, allowed: list[str] | None = None) -> None:
+    from runtime.proof import missing_proof
+
+    _out(f"task        {task.task_id}  ({task.status})")
+    _out(f"title       {task.title}")
+    _out(f"bundle      {task.bundle_id}  phase {task.phase}")
+    _out(f"assignee    {task.assignee or '-'}   due {task.due_date}")
+    if task.waiting_for or task.follow_up_at:
+        _out(f"waiting for {task.waiting_for}  follow up at {task.follow_up_at}")
+    if task.completed_at:
+        _out(f"completed   {task.completed_at} by {task.completed_by}")
+    if task.instruction_doc_id:
+        step = f" step {task.instruction_step_id}" if task.instruction_step_id else ""
+        _out(f"instructions {task.instruction_doc_id}{step}")
+    elif task.instructions_url:
+        _out(f"instructions {task.instructions_url} (legacy link)")
+    if task.systems:
+        _out(f"systems     {', '.join(task.systems)}")
+    if task.validation:
+        _out(f"validation  {task.validation}")
+    for entry in task.proof:
+        what = entry.value if entry.kind != "external_status" else f"{entry.system}={entry.value}"
+        ref = f" [{entry.artifact_id}]" if entry.artifact_id else ""
+        _out(f"proof       {entry.kind}: {what}{ref} ({entry.by}, {entry.at})")
+    missing = missing_proof(task)
+    if missing:
+        _out(f"missing     {'; '.join(missing)}")
+    for c in task.comments:
+        _out(f"comment     {c.author} {c.created_at}: {c.body}")
+    if allowed is not None:
+        _out(f"allowed now {', '.join(allowed) or '(none)'}")
+
+
+# ---- commands --------------------------------------------------------------------------------
+
+
+def cmd_validate(ctx: Ctx) -> int:
+    content = ctx.content()
+    from runtime.machines import load_spec, spec_files
+
+    specs = [load_spec(p) for p in spec_files()]
+    _out(
+        f"ok: {len(content.workflows)} workflow definitions, {len(content.documents)} documents "
+        f"in {ctx.content_dir}; {len(specs)} machine specs"
+    )
+    return EXIT_OK
+
+
+def cmd_template_list(ctx: Ctx) -> int:
+    content = ctx.content()
+    if ctx.args.json:
+        _json([
+            {"template_id": wf.template_id, "version": wf.version, "title": wf.title,
+             "timezone": wf.timezone, "trigger": wf.trigger.model_dump(mode="json"),
+             "tasks": len(wf.tasks), "file": str(content.sources[wf.template_id])}
+            for wf in content.workflows.values()
+        ])
+        return EXIT_OK
+    _table(
+        [(wf.template_id, wf.version, wf.trigger.type, len(wf.tasks), wf.title)
+         for wf in content.workflows.values()],
+        ("template_id", "version", "trigger", "tasks", "title"),
+    )
+    return EXIT_OK
+
+
+def cmd_template_show(ctx: Ctx) -> int:
+    from runtime.content import dump_definition
+
+    wf = ctx.content().workflow(ctx.args.template_id)
+    if ctx.args.json:
+        _json(wf.model_dump(mode="json"))
+    else:
+        sys.stdout.write(dump_definition(wf))
+    return EXIT_OK
+
+
+def _bundle_out(ctx: Ctx, view: BundleView) -> None:
+    if ctx.args.json:
+        _json(view.to_json())
+    else:
+        print_bundle(view)
+
+
+def cmd_bundle_create(ctx: Ctx) -> int:
+    from runtime.engine import create_bundle
+    from runtime.model import parse_day
+
+    anchor = parse_day(ctx.args.anchor, "--anchor")
+    view = create_bundle(ctx.services(), ctx.args.template_id, anchor, ctx.args.title)
+    if not ctx.args.json:
+        _out(("created" if view.created else "exists already, nothing created:")
+             + f" bundle {view.bundle.bundle_id} with {len(view.tasks)} tasks")
+    _bundle_out(ctx, view)
+    return EXIT_OK
+
+
+def cmd_bundle_show(ctx: Ctx) -> int:
+    from runtime.engine import get_bundle
+
+    _bundle_out(ctx, get_bundle(ctx.services(), ctx.args.bundle_id))
+    return EXIT_OK
+
+
+def cmd_bundle_list(ctx: Ctx) -> int:
+    from runtime.engine import list_bundles
+
+    bundles = list_bundles(ctx.services(), ctx.args.template, ctx.args.status)
+    if ctx.args.json:
+        _json([b.to_json() for b in bundles])
+        return EXIT_OK
+    _table(
+        [(b.bundle_id, b.status, b.stage, b.anchor_date, b.title) for b in bundles],
+        ("bundle_id", "status", "stage", "anchor", "title"),
+    )
+    return EXIT_OK
+
+
+def cmd_bundle_link(ctx: Ctx) -> int:
+    from runtime.engine import link_bundle
+
+    view = link_bundle(ctx.services(), ctx.args.bundle_id, ctx.args.key, ctx.args.url)
+    _bundle_out(ctx, view)
+    return EXIT_OK
+
+
+def cmd_bundle_cancel(ctx: Ctx) -> int:
+    from runtime.engine import cancel_bundle
+
+    _bundle_out(ctx, cancel_bundle(ctx.services(), ctx.args.bundle_id, ctx.args.reason))
+    return EXIT_OK
+
+
+def _task_out(ctx: Ctx, task: Task, allowed: bool = False) -> None:
+    if ctx.args.json:
+        _json(task.to_json())
+        return
+    from runtime.engine import allowed_triggers
+
+    print_task(task, allowed_triggers(ctx.services(), task) if allowed else None)
+
+
+def cmd_task_show(ctx: Ctx) -> int:
+    from runtime.engine import get_task
+
+    _task_out(ctx, get_task(ctx.services(), ctx.args.task_id), allowed=True)
+    return EXIT_OK
+
+
+def cmd_task_list(ctx: Ctx) -> int:
+    from runtime.engine import list_tasks
+
+    tasks = list_tasks(ctx.services(), ctx.args.bundle, ctx.args.status, ctx.args.assignee)
+    if ctx.args.json:
+        _json([t.to_json() for t in tasks])
+    else:
+        print_tasks(tasks)
+    return EXIT_OK
+
+
+def _fire(trigger: str) -> Callable[[Ctx], int]:
+    def run(ctx: Ctx) -> int:
+        from runtime.engine import fire_task
+
+        args: dict[str, Any] = {}
+        if trigger in ("cancel", "reopen"):
+            args["reason"] = ctx.args.reason
+        if trigger == "wait":
+            from runtime.model import parse_instant
+
+            args["waiting_for"] = ctx.args.waiting_for
+            args["follow_up_at"] = parse_instant(ctx.args.follow_up_at, "--follow-up-at")
+        task = fire_task(ctx.services(), ctx.args.task_id, trigger, **args)
+        if not ctx.args.json:
+            _out(f"task {task.task_id} is {task.status}")
+        _task_out(ctx, task)
+        return EXIT_OK
+
+    return run
+
+
+def cmd_task_assign(ctx: Ctx) -> int:
+    from runtime.engine import assign_task
+
+    _task_out(ctx, assign_task(ctx.services(), ctx.args.task_id, ctx.args.assignee))
+    return EXIT_OK
+
+
+def cmd_task_comment(ctx: Ctx) -> int:
+    from runtime.engine import comment_task
+
+    _task_out(ctx, comment_task(ctx.services(), ctx.args.task_id, ctx.args.text))
+    return EXIT_OK
+
+
+def cmd_task_attach(ctx: Ctx) -> int:
+    from runtime import engine
+    from runtime.errors import InputError
+
+    a, svc = ctx.args, ctx.services()
+    if a.url is not None:
+        task = engine.attach_url(svc, a.task_id, a.url)
+    elif a.comment is not None:
+        task = engine.attach_comment(svc, a.task_id, a.comment)
+    elif a.external_status is not None:
+        system, sep, value = a.external_status.partition("=")
+        if not sep:
+            raise InputError(
+                f"--external-status {a.external_status!r}: write SYSTEM=VALUE, e.g. youtube=published"
+            )
+        task = engine.attach_external_status(svc, a.task_id, system, value)
+    else:
+        from runtime.artifacts import read_upload
+
+        data, filename, content_type = read_upload(a.file)
+        task, artifact = engine.attach_file(svc, a.task_id, data, filename, content_type)
+        if not a.json:
+            _out(f"stored {filename} as {artifact.artifact_id} (sha256 {artifact.sha256[:12]}..., "
+                 f"{artifact.size_bytes} bytes)")
+    _task_out(ctx, task)
+    return EXIT_OK
+
+
+def cmd_demo(ctx: Ctx) -> int:
+    from runtime.demo import run_demo
+
+    return run_demo(ctx)
+
+
+# ---- the parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dataops",
+        description="Recurring operational work: workflow definitions, bundles, tasks, reminders.",
+    )
+    p.add_argument("--store", help="store URL: sqlite:///path.db (default sqlite:///dataops.db), "
+                   "memory:// (env DATAOPS_STORE)")
+    p.add_argument("--content", help="content folder (default ./content; env DATAOPS_CONTENT)")
+    p.add_argument("--now", help="replace the clock with this aware ISO-8601 instant "
+                   "(env DATAOPS_NOW)")
+    p.add_argument("--actor", help="who acts (default the OS user; env DATAOPS_ACTOR)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(parent: Any, name: str, func: Callable[[Ctx], int], help: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="print the export shape as JSON")
+        return sp
+
+    cmd(sub, "validate", cmd_validate, "check content/ and machines/; report every problem", False)
+
+    tpl = sub.add_parser("template", help="workflow definitions").add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", required=True)
+    cmd(tpl, "list", cmd_template_list, "list workflow definitions")
+    cmd(tpl, "show", cmd_template_show, "print one definition").add_argument("template_id")
+
+    bun = sub.add_parser("bundle", help="bundles (runs of a definition)").add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", required=True)
+    c = cmd(bun, "create", cmd_bundle_create, "instantiate a definition at an anchor date "
+            "(idempotent)")
+    c.add_argument("template_id")
+    c.add_argument("--anchor", required=True, help="YYYY-MM-DD")
+    c.add_argument("--title")
+    cmd(bun, "show", cmd_bundle_show, "show a bundle and its tasks").add_argument("bundle_id")
+    c = cmd(bun, "list", cmd_bundle_list, "list bundles")
+    c.add_argument("--template")
+    c.add_argument("--status")
+    c = cmd(bun, "link", cmd_bundle_link, "fill a required bundle link")
+    c.add_argument("bundle_id")
+    c.add_argument("key")
+    c.add_argument("url")
+    c = cmd(bun, "cancel", cmd_bundle_cancel, "cancel a bundle and its open tasks")
+    c.add_argument("bundle_id")
+    c.add_argument("--reason", required=True)
+
+    tsk = sub.add_parser("task", help="tasks").add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", required=True)
+    cmd(tsk, "show", cmd_task_show, "show a task and the triggers allowed now").add_argument("task_id")
+    c = cmd(tsk, "list", cmd_task_list, "list tasks")
+    c.add_argument("--bundle")
+    c.add_argument("--status")
+    c.add_argument("--assignee")
+    for name, trigger, help in (
+        ("start", "start", "todo -> in_progress"),
+        ("resume", "resume", "waiting -> in_progress"),
+        ("done", "complete", "-> done (every proof requirement must be satisfied)"),
+    ):
+        cmd(tsk, name, _fire(trigger), help).add_argument("task_id")
+    c = cmd(tsk, "wait", _fire("wait"), "-> waiting (needs --waiting-for and --follow-up-at)")
+    c.add_argument("task_id")
+    c.add_argument("--waiting-for", required=True)
+    c.add_argument("--follow-up-at", required=True, help="aware ISO-8601 instant")
+    for name in ("cancel", "reopen"):
+        c = cmd(tsk, name, _fire(name), f"{name} a task (needs --reason)")
+        c.add_argument("task_id")
+        c.add_argument("--reason", required=True)
+    c = cmd(tsk, "assign", cmd_task_assign, "assign a task")
+    c.add_argument("task_id")
+    c.add_argument("assignee")
+    c = cmd(tsk, "comment", cmd_task_comment, "add a comment")
+    c.add_argument("task_id")
+    c.add_argument("text")
+    c = cmd(tsk, "attach", cmd_task_attach, "attach proof to a task")
+    c.add_argument("task_id")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--url")
+    g.add_argument("--file")
+    g.add_argument("--comment")
+    g.add_argument("--external-status", metavar="SYSTEM=VALUE")
+
+    cmd(sub, "demo", cmd_demo, "build a demo store from the shipped content and show what it did",
+        False)
+    return p
+
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse prints its own usage error (exit 2)
+        return int(e.code or 0)
+    ctx = Ctx(args)
+    from runtime.errors import DataopsError
+
+    try:
+        return int(args.func(ctx))
+    except DataopsError as e:
+        code = getattr(e, "exit_code", EXIT_UNEXPECTED)
+        message = " ".join(str(e).split("\n"))
+        sys.stderr.write(f"error: {message}\n")
+        return code if code in (2, 3, 4, 5) else EXIT_UNEXPECTED
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Cron expressions of schedule triggers (APScheduler's CronTrigger, imported on use)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+def cron_trigger(cron: str, timezone: str) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+
+
+def check_cron(cron: str, timezone: str) -> str | None:
+    """None if ``cron`` is a valid 5-field crontab expression, else what is wrong."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return (
+            f"cron {cron!r} has {len(fields)} fields; write 5 (minute hour day month weekday), "
+            "e.g. '0 9 * * MON'"
+        )
+    try:
+        cron_trigger(cron, timezone)
+    except ValueError as e:
+        return f"cron {cron!r} is not valid: {e}"
+    return None
+
+
+def firings(cron: str, timezone: str, after: datetime, until: datetime) -> list[datetime]:
+    """The cron's firing instants in (after, until], oldest first."""
+    trigger = cron_trigger(cron, timezone)
+    out: list[datetime] = []
+    previous = None
+    current = after
+    while True:
+        nxt = trigger.get_next_fire_time(previous, current)
+        if nxt is None or nxt > until:
+            return out
+        if nxt > after:
+            out.append(nxt)
+        previous = nxt
+        current = nxt
