@@ -1,0 +1,118 @@
+"""`dataops demo`: build a store from the shipped content and show what the runtime does."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import DataopsError, InputError
+
+DEMO_DB = "dataops-demo.db"
+
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def run_demo(ctx: Any) -> int:
+    """Run the demo on a fresh ``./dataops-demo.db`` (or on ``--store``, which must be empty)."""
+    from runtime.artifacts import artifacts_for_store
+    from runtime.clock import FixedClock
+    from runtime.engine import Services
+    from runtime.model.common import utc
+    from runtime.store import open_store
+
+    explicit = ctx.args.store or os.environ.get("DATAOPS_STORE")
+    if explicit:
+        url = explicit
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(DEMO_DB + suffix).unlink(missing_ok=True)
+        url = f"sqlite:///{DEMO_DB}"
+    store = open_store(url)
+    if store.bundles():
+        store.close()
+        raise InputError(f"demo needs an empty store, {url} has bundles; omit --store to use ./{DEMO_DB}")
+    start = ctx.clock().now() if ctx.now_text else utc(2026, 11, 2, 8, 0)
+    clock = FixedClock(start)
+    svc = Services(store=store, clock=clock, actor=ctx.actor, artifacts=artifacts_for_store(url),
+                   content_loader=ctx.content)
+    try:
+        _script(svc, clock)
+    finally:
+        store.close()
+    _say()
+    _say(f"The demo store is {url}. Look around, e.g.:")
+    _say(f"  dataops --store {url} bundle list")
+    _say(f"  dataops --store {url} task show podcast-episode/2026-11-20/book-guest")
+    _say(f"  dataops --store {url} audit verify")
+    return 0
+
+
+def _script(svc: Any, clock: Any) -> None:
+    from runtime import engine
+    from runtime.proof import missing_proof
+
+    content = svc.content
+    _say(f"Loaded {len(content.workflows)} workflow definitions and {len(content.documents)} "
+         f"documents from {content.root}.")
+    _say(f"Clock: {clock.now().isoformat()} (demo time, injected)")
+    _say()
+    anchors = {"podcast-episode": date(2026, 11, 20), "newsletter": date(2026, 11, 6),
+               "vat-return": date(2026, 11, 16)}
+    views = {}
+    for template_id, anchor in anchors.items():
+        if template_id not in content.workflows:
+            continue
+        view = engine.create_bundle(svc, template_id, anchor)
+        views[template_id] = view
+        _say(f"created bundle {view.bundle.bundle_id}: {len(view.tasks)} tasks, "
+             f"stage {view.bundle.stage}, due {min(t.due_date for t in view.tasks)} .. "
+             f"{max(t.due_date for t in view.tasks)}")
+    again = engine.create_bundle(svc, "podcast-episode", anchors["podcast-episode"])
+    _say(f"created it again: created={again.created} (same template and anchor -> same bundle)")
+
+    podcast = views.get("podcast-episode")
+    if podcast:
+        book = podcast.tasks[0]
+        _say()
+        _say(f"task {book.task_id}: {book.title}, assignee {book.assignee}, due {book.due_date}")
+        engine.fire_task(svc, book.task_id, "start")
+        _say("  started")
+        try:
+            engine.fire_task(svc, book.task_id, "complete")
+        except DataopsError as e:
+            _say(f"  done refused: {e}")
+        clock.advance(timedelta(hours=1))
+        engine.fire_task(svc, book.task_id, "wait", waiting_for="guest to sign the release form",
+                         follow_up_at=clock.now() + timedelta(days=2))
+        _say("  waiting for the guest, follow-up in 2 days (still open)")
+        clock.advance(timedelta(days=1))
+        engine.fire_task(svc, book.task_id, "resume")
+        for req in engine.get_task(svc, book.task_id).proof_requirements:
+            if req.kind == "url":
+                engine.attach_url(svc, book.task_id, "https://calendar.example.com/booking/42")
+            elif req.kind == "artifact":
+                engine.attach_file(svc, book.task_id, b"%PDF-1.4 signed release form\n",
+                                   "release-form.pdf", "application/pdf")
+            elif req.kind == "comment":
+                engine.attach_comment(svc, book.task_id, "Confirmed by phone")
+            elif req.kind == "external_status":
+                engine.attach_external_status(svc, book.task_id, req.system, req.expected)
+        _say(f"  resumed and attached proof; still missing: {missing_proof(engine.get_task(svc, book.task_id)) or 'nothing'}")
+        done = engine.fire_task(svc, book.task_id, "complete")
+        _say(f"  done at {done.completed_at.isoformat()} by {done.completed_by}")
+        bundle = engine.get_bundle(svc, podcast.bundle.bundle_id).bundle
+        _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
+
+    _say()
+    from runtime.model import Bundle, Task
+
+    tasks = [t for b in svc.store.bundles() for t in svc.store.tasks_of(b.bundle_id)]
+    open_tasks = [t for t in tasks if t.status.is_open]
+    _say(f"{len(svc.store.bundles())} bundles, {len(tasks)} tasks ({len(open_tasks)} open), "
+         f"{len(svc.store.audit_events())} audit events")
+    _ = (Bundle, Task)

@@ -1,0 +1,102 @@
+"""Shared fixtures: an injected clock, stores of every adapter, the shipped content, the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.artifacts import LocalArtifactStore
+from runtime.clock import FixedClock
+from runtime.content import Content, load_content
+from runtime.engine import Services
+from runtime.model.common import utc
+from runtime.store import Store, open_store
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_CONTENT = REPO / "content"
+
+STORE_KINDS = ["memory", "sqlite"]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(utc(2026, 11, 25, 8, 0))
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    if kind == "memory":
+        return open_store("memory://")
+    if kind == "sqlite":
+        return open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    raise AssertionError(kind)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """One fixture, every adapter: the contract suite runs once per store."""
+    s = make_store(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    """A private copy of the shipped content, safe to edit in a test."""
+    target = tmp_path / "content"
+    shutil.copytree(SHIPPED_CONTENT, target)
+    return target
+
+
+@pytest.fixture
+def content(content_dir: Path) -> Content:
+    return load_content(content_dir)
+
+
+@pytest.fixture
+def svc(store: Store, clock: FixedClock, content: Content, tmp_path: Path) -> Services:
+    return Services(
+        store=store,
+        clock=clock,
+        actor="tester",
+        artifacts=LocalArtifactStore(tmp_path / "artifacts"),
+        content_loader=lambda: content,
+    )
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, content_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run `dataops` in-process against a SQLite store in tmp_path: cli("task", "list")."""
+    from runtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("DATAOPS_STORE", "DATAOPS_CONTENT", "DATAOPS_NOW", "DATAOPS_ACTOR"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*argv: str, now: str = "2026-11-25T08:00:00+00:00", actor: str = "tester",
+            store: str | None = None, content: str | None = None) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        full = ["--store", store or f"sqlite:///{tmp_path / 'cli.db'}",
+                "--content", content or str(content_dir), "--now", now, "--actor", actor, *argv]
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(full)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
