@@ -342,6 +342,43 @@ def cmd_task_attach(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_audit_log(ctx: Ctx) -> int:
+    events = ctx.services().store.audit_events(entity_id=ctx.args.entity)
+    if ctx.args.json:
+        _json([e.to_json() for e in events])
+        return EXIT_OK
+    _table([(e.seq, e.at, e.actor, e.action, e.entity_id, e.summary) for e in events],
+           ("seq", "at", "actor", "action", "entity", "summary"))
+    return EXIT_OK
+
+
+def cmd_audit_verify(ctx: Ctx) -> int:
+    from runtime.audit import verify_chain
+
+    count = verify_chain(ctx.services().store.audit_events())
+    _out(f"ok: {count} audit events, hash chain intact")
+    return EXIT_OK
+
+
+def cmd_diagrams(ctx: Ctx) -> int:
+    from pathlib import Path
+
+    from runtime import diagrams
+    from runtime.errors import InputError
+
+    out = Path(ctx.args.out)
+    if ctx.args.check:
+        problems = diagrams.stale(out)
+        if problems:
+            raise InputError("diagrams are stale: " + "; ".join(problems)
+                             + f"; run dataops diagrams --out {out} and commit")
+        _out(f"ok: diagrams in {out} match machines/")
+        return EXIT_OK
+    for path in diagrams.write(out):
+        _out(f"wrote {path}")
+    return EXIT_OK
+
+
 def cmd_demo(ctx: Ctx) -> int:
     from runtime.demo import run_demo
 
@@ -431,6 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--file")
     g.add_argument("--comment")
     g.add_argument("--external-status", metavar="SYSTEM=VALUE")
+
+    aud = sub.add_parser("audit", help="the append-only, hash-chained audit log").add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", required=True)
+    cmd(aud, "log", cmd_audit_log, "print audit events").add_argument("--entity", help="an entity ID")
+    cmd(aud, "verify", cmd_audit_verify, "check the hash chain", False)
+
+    c = cmd(sub, "diagrams", cmd_diagrams, "write Mermaid state diagrams from machines/", False)
+    c.add_argument("--out", default="docs/diagrams")
+    c.add_argument("--check", action="store_true", help="fail if the diagrams in --out are stale")
 
     cmd(sub, "demo", cmd_demo, "build a demo store from the shipped content and show what it did",
         False)

@@ -17,7 +17,7 @@ from runtime.artifacts import ArtifactStore
 from runtime.clock import Clock
 from runtime.content import Content
 from runtime.dates import Holidays, due_date
-from runtime.errors import ConflictError, InputError, NotFoundError, TransitionRejected
+from runtime.errors import ConflictError, InputError, NotFoundError, TransitionRejected  # noqa: F401
 from runtime.machines import Context, machine
 from runtime.model import (
     Artifact,
