@@ -379,6 +379,59 @@ def cmd_diagrams(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_reminders_due(ctx: Ctx) -> int:
+    from runtime.model import parse_instant
+    from runtime.sweep import LATE_AFTER, preview_due
+
+    svc = ctx.services()
+    at = parse_instant(ctx.args.at, "--at") if ctx.args.at else svc.now()
+    firings = preview_due(svc, at)
+    if ctx.args.json:
+        _json([{"reminder_id": f.reminder_id, "kind": str(f.kind), "entity_type": f.entity_type,
+                "entity_id": f.entity_id, "bundle_id": f.bundle_id, "task_id": f.task_id,
+                "fire_at": f.fire_at.isoformat(), "late": at - f.fire_at > LATE_AFTER,
+                "summary": f.summary} for f in firings])
+        return EXIT_OK
+    _out(f"{len(firings)} reminders due at {at.isoformat()} and not yet recorded (nothing recorded)")
+    _table([(f.fire_at.isoformat(), f.kind, f.entity_id, f.summary) for f in firings],
+           ("fire_at", "kind", "entity", "summary"))
+    return EXIT_OK
+
+
+def cmd_reminders_list(ctx: Ctx) -> int:
+    reminders = ctx.services().store.reminders()
+    if ctx.args.json:
+        _json([r.to_json() for r in reminders])
+        return EXIT_OK
+    _table([(r.fire_at.isoformat(), r.kind, r.entity_id, r.delivery_status, r.attempts,
+             "late" if r.late else "", r.summary) for r in reminders],
+           ("fire_at", "kind", "entity", "delivery", "attempts", "late", "summary"))
+    return EXIT_OK
+
+
+def cmd_scheduler_run(ctx: Ctx) -> int:
+    import logging
+
+    from runtime.notify import open_sinks
+    from runtime.scheduler import Daemon
+
+    if ctx.args.interval <= 0:
+        from runtime.errors import InputError
+
+        raise InputError(f"--interval {ctx.args.interval}: give a positive number of seconds")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sinks = open_sinks(ctx.args.sink)
+    svc = ctx.services()
+    svc.content  # fail now, not in a job, on a broken content tree
+    daemon = Daemon(svc, sinks, interval_s=ctx.args.interval)
+    if ctx.args.once:
+        report = daemon.run_sweep()
+        _out(report.line())
+        return EXIT_OK
+    daemon.run_forever()
+    return EXIT_OK
+
+
 def cmd_demo(ctx: Ctx) -> int:
     from runtime.demo import run_demo
 
@@ -468,6 +521,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--file")
     g.add_argument("--comment")
     g.add_argument("--external-status", metavar="SYSTEM=VALUE")
+
+    rem = sub.add_parser("reminders", help="reminders: preview and recorded").add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", required=True)
+    cmd(rem, "due", cmd_reminders_due, "preview reminders due at --at (records nothing)").add_argument(
+        "--at", help="aware ISO-8601 instant (default now)")
+    cmd(rem, "list", cmd_reminders_list, "recorded reminders with their delivery status")
+
+    sch = sub.add_parser("scheduler", help="the reminder daemon").add_subparsers(
+        dest="sub", metavar="SUBCOMMAND", required=True)
+    c = cmd(sch, "run", cmd_scheduler_run, "sweep reminders and fire schedule triggers", False)
+    c.add_argument("--once", action="store_true", help="sweep once and exit")
+    c.add_argument("--sink", action="append", default=[], metavar="URL",
+                   help="log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL (repeatable)")
+    c.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps")
 
     aud = sub.add_parser("audit", help="the append-only, hash-chained audit log").add_subparsers(
         dest="sub", metavar="SUBCOMMAND", required=True)

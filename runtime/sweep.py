@@ -1,0 +1,364 @@
+"""The reminder sweep: record what is due exactly once, deliver what is pending at least once.
+
+* **Finding** is indexed: ``store.due_for_reminders(now)`` returns only tasks and bundles whose
+  ``next_reminder_at`` has come, so a sweep costs what is due, not what exists.
+* **Recording** is exactly-once: a reminder's ID is derived from (kind, entity, instant) and is
+  inserted conditionally; when two daemons race, the first insert wins and the other skips.
+  The record's reminder cursor moves in the same write (conditional on its version; the cursor
+  is index bookkeeping and does not bump the version, so an operator's command never conflicts
+  with the daemon).
+* **Delivery** is at-least-once: a pending reminder is claimed (a conditional write that leases
+  it), handed to every sink with its ID as idempotency key, then marked delivered. A failed
+  delivery is retried with backoff; when it keeps failing it is marked failed and an
+  ``automation_failure`` reminder is recorded (one, never for a failed automation_failure).
+  A daemon killed between recording and delivery loses nothing: the next sweep finds the
+  reminder pending; one killed after claiming finds it again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from runtime.engine import Services, create_bundle, event_for, reminder_from
+from runtime.errors import ConflictError, DataopsError, NotFoundError
+from runtime.model import (
+    Bundle,
+    DeliveryStatus,
+    Reminder,
+    ReminderKind,
+    ScheduleTrigger,
+    Task,
+)
+from runtime.notify import DeliveryError, Sink, payload_of
+from runtime.reminders import Firing, due_between, firings_of, next_after
+from runtime.store import MAX_ITEMS_PER_COMMIT, Changes
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How deliveries are retried: attempt n waits ``base * factor**(n-1)``, capped."""
+
+    max_attempts: int = 5
+    base: timedelta = timedelta(minutes=1)
+    factor: float = 4.0
+    cap: timedelta = timedelta(hours=2)
+    lease: timedelta = timedelta(minutes=5)
+
+    def backoff(self, attempts: int) -> timedelta:
+        return min(self.cap, self.base * (self.factor ** max(0, attempts - 1)))
+
+
+LATE_AFTER = timedelta(minutes=5)
+"""A reminder recorded more than this after its instant is marked ``late``."""
+
+
+@dataclass
+class SweepReport:
+    found: int = 0
+    recorded: list[Reminder] = field(default_factory=list)
+    skipped: int = 0
+    delivered: list[Reminder] = field(default_factory=list)
+    retried: list[Reminder] = field(default_factory=list)
+    failed: list[Reminder] = field(default_factory=list)
+    bundles_created: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"found {self.found} records with reminders due, recorded {len(self.recorded)} "
+                f"(skipped {self.skipped} already recorded), delivered {len(self.delivered)}, "
+                f"retrying {len(self.retried)}, failed {len(self.failed)}"
+                + (f", created bundles {', '.join(self.bundles_created)}" if self.bundles_created else ""))
+
+
+# ---- preview ---------------------------------------------------------------------------------
+
+
+class _Bundles:
+    """Bundles looked up once per sweep."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.cache: dict[str, Bundle] = {}
+
+    def of(self, rec: Task | Bundle) -> Bundle:
+        if isinstance(rec, Bundle):
+            return rec
+        if rec.bundle_id not in self.cache:
+            self.cache[rec.bundle_id] = self.svc.store.get(Bundle, rec.bundle_id)
+        return self.cache[rec.bundle_id]
+
+
+def _due_firings(rec: Task | Bundle, bundle: Bundle, now: datetime) -> tuple[list[Firing], datetime | None]:
+    firings = firings_of(rec, bundle.timezone, bundle.reminder_settings)
+    return due_between(firings, rec.reminder_cursor, now), next_after(firings, now)
+
+
+def preview_due(svc: Services, at: datetime, limit: int = 100_000) -> list[Firing]:
+    """Every reminder whose instant is at or before ``at`` and that is not recorded yet.
+    Records nothing."""
+    bundles = _Bundles(svc)
+    out: list[Firing] = []
+    for rec in svc.store.due_for_reminders(at, limit):
+        due, _ = _due_firings(rec, bundles.of(rec), at)
+        out += [f for f in due if svc.store.find(Reminder, f.reminder_id) is None]
+    out += [f for f in _schedule_firings(svc, at) if svc.store.find(Bundle, f.bundle_id or "") is None]
+    out.sort(key=lambda f: (f.fire_at, f.kind, f.entity_id))
+    return out
+
+
+# ---- recording -------------------------------------------------------------------------------
+
+
+def record_due(svc: Services, now: datetime, *, limit: int = 10_000,
+               report: SweepReport | None = None) -> SweepReport:
+    """Record every reminder due at ``now`` exactly once and advance each record's cursor."""
+    report = report or SweepReport()
+    bundles = _Bundles(svc)
+    records = svc.store.due_for_reminders(now, limit)
+    report.found += len(records)
+    batch: list[tuple[Task | Bundle, Changes, list[Reminder]]] = []
+    for rec in records:
+        item = _record_changes(svc, rec, bundles.of(rec), now, report)
+        batch.append(item)
+    _commit_batched(svc, batch, now, report, bundles)
+    return report
+
+
+def _record_changes(svc: Services, rec: Task | Bundle, bundle: Bundle, now: datetime,
+                    report: SweepReport) -> tuple[Task | Bundle, Changes, list[Reminder]]:
+    due, nxt = _due_firings(rec, bundle, now)
+    changes = Changes()
+    created: list[Reminder] = []
+    for firing in due:
+        if svc.store.find(Reminder, firing.reminder_id) is not None:
+            report.skipped += 1
+            continue
+        reminder = reminder_from(firing, now, late=now - firing.fire_at > LATE_AFTER)
+        changes.creates.append(reminder)
+        changes.events.append(event_for(svc.actor, now, "record",
+                                        firing.summary + (" (late)" if reminder.late else ""),
+                                        None, reminder))
+        created.append(reminder)
+    moved = rec.model_copy(update={"reminder_cursor": now, "next_reminder_at": nxt})
+    changes.updates.append((moved, rec.version))  # same version: bookkeeping, see module doc
+    return rec, changes, created
+
+
+def _commit_batched(svc: Services, batch: list[tuple[Task | Bundle, Changes, list[Reminder]]],
+                    now: datetime, report: SweepReport, bundles: _Bundles) -> None:
+    """Commit many records' changes in as few atomic writes as fit; a conflict in a batch
+    falls back to one write per record, re-reading the record that lost."""
+    pending: list[tuple[Task | Bundle, Changes, list[Reminder]]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if not pending:
+            return
+        merged = Changes()
+        for _, ch, _ in pending:
+            merged.creates += ch.creates
+            merged.updates += ch.updates
+            merged.events += ch.events
+        try:
+            svc.store.commit(merged)
+            for _, _, created in pending:
+                report.recorded += created
+        except ConflictError:
+            for rec, ch, created in pending:
+                _commit_one(svc, rec, ch, created, now, report, bundles)
+        pending, size = [], 0
+
+    for item in batch:
+        n = item[1].size()
+        if size + n > MAX_ITEMS_PER_COMMIT:
+            flush()
+        pending.append(item)
+        size += n
+    flush()
+
+
+def _commit_one(svc: Services, rec: Task | Bundle, changes: Changes, created: list[Reminder],
+                now: datetime, report: SweepReport, bundles: _Bundles, attempts: int = 3) -> None:
+    for _ in range(attempts):
+        try:
+            svc.store.commit(changes)
+            report.recorded += created
+            return
+        except (ConflictError, NotFoundError):
+            fresh = svc.store.find(type(rec), rec.id)
+            if fresh is None or fresh.next_reminder_at is None or fresh.next_reminder_at > now:
+                report.skipped += len(created)  # another sweep did it
+                return
+            rec = fresh
+            _, changes, created = _record_changes(svc, fresh, bundles.of(fresh), now, report)
+    report.skipped += len(created)
+
+
+# ---- recurring -------------------------------------------------------------------------------
+
+
+def _anchor_for(trigger: ScheduleTrigger, fire_at: datetime, zone: str) -> date:
+    return fire_at.astimezone(ZoneInfo(zone)).date() + timedelta(days=trigger.anchor_offset_days)
+
+
+def _schedule_firings(svc: Services, now: datetime, catch_up: timedelta = timedelta(days=7)) -> list[Firing]:
+    """For each schedule-triggered definition, its latest cron firing at or before ``now``
+    (within ``catch_up``), as the ``recurring`` reminder it gives."""
+    from runtime.schedule import firings
+
+    if svc.content_loader is None:
+        return []
+    out = []
+    for wf in svc.content.workflows.values():
+        if not isinstance(wf.trigger, ScheduleTrigger):
+            continue
+        times = firings(wf.trigger.cron, wf.timezone, now - catch_up, now)
+        if not times:
+            continue
+        fire_at = times[-1].astimezone(UTC)
+        bundle_id = f"{wf.template_id}/{_anchor_for(wf.trigger, fire_at, wf.timezone).isoformat()}"
+        out.append(Firing(ReminderKind.RECURRING, "bundle", bundle_id, bundle_id, None, fire_at,
+                          f"schedule {wf.trigger.cron!r} of {wf.template_id} created bundle {bundle_id}"))
+    return out
+
+
+def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = None) -> SweepReport:
+    """Instantiate the bundle of each schedule trigger's latest firing, once (idempotent across
+    daemons: same template and anchor, same bundle), recording a ``recurring`` reminder with it."""
+    report = report or SweepReport()
+    for firing in _schedule_firings(svc, now):
+        template_id, _, anchor = firing.entity_id.rpartition("/")
+        view = create_bundle(svc, template_id, date.fromisoformat(anchor),
+                             extra_reminders=lambda _b, f=firing: [f])
+        if view.created:
+            report.bundles_created.append(view.bundle.bundle_id)
+    return report
+
+
+def fire_schedule(svc: Services, template_id: str, fire_at: datetime) -> Bundle:
+    """The bundle one cron firing of ``template_id`` gives (created once)."""
+    wf = svc.content.workflow(template_id)
+    if not isinstance(wf.trigger, ScheduleTrigger):
+        raise DataopsError(f"template {template_id} has no schedule trigger")
+    fire_at = fire_at.astimezone(UTC)
+    anchor = _anchor_for(wf.trigger, fire_at, wf.timezone)
+    bundle_id = f"{template_id}/{anchor.isoformat()}"
+    firing = Firing(ReminderKind.RECURRING, "bundle", bundle_id, bundle_id, None, fire_at,
+                    f"schedule {wf.trigger.cron!r} of {template_id} created bundle {bundle_id}")
+    return create_bundle(svc, template_id, anchor, extra_reminders=lambda _b: [firing]).bundle
+
+
+# ---- automation failures ---------------------------------------------------------------------
+
+
+def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
+                   bundle_id: str | None = None, task_id: str | None = None,
+                   entity_type: str = "job") -> Reminder | None:
+    """Record an ``automation_failure`` reminder once (None if it was recorded already)."""
+    firing = Firing(ReminderKind.AUTOMATION_FAILURE, entity_type, entity_id, bundle_id, task_id,
+                    at, summary)
+    reminder = reminder_from(firing, svc.now())
+    changes = Changes(creates=[reminder])
+    changes.events.append(event_for(svc.actor, svc.now(), "record", summary, None, reminder))
+    try:
+        svc.store.commit(changes)
+    except ConflictError:
+        return None
+    return reminder
+
+
+# ---- delivery --------------------------------------------------------------------------------
+
+
+def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
+                    policy: RetryPolicy = RetryPolicy(), limit: int = 10_000,
+                    report: SweepReport | None = None) -> SweepReport:
+    """Deliver every pending reminder whose time has come to every sink."""
+    report = report or SweepReport()
+    for reminder in svc.store.pending_deliveries(now, limit):
+        claimed = reminder.model_copy(update={
+            "attempts": reminder.attempts + 1, "deliver_after": now + policy.lease,
+            "version": reminder.version + 1})
+        try:
+            svc.store.commit(Changes(updates=[(claimed, reminder.version)]))
+        except ConflictError:
+            continue  # another daemon claimed it
+        error = _deliver(sinks, payload_of(claimed))
+        _settle_delivery(svc, claimed, error, now, policy, report)
+    return report
+
+
+def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
+    errors = []
+    for sink in sinks:
+        try:
+            sink.deliver(payload)
+        except DeliveryError as e:
+            errors.append(str(e))
+        except Exception as e:  # a sink bug must not stop the sweep; it is retried and reported
+            errors.append(f"{sink.url}: {type(e).__name__}: {e}")
+    return "; ".join(errors) or None
+
+
+def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,
+                     policy: RetryPolicy, report: SweepReport) -> None:
+    changes = Changes()
+    if error is None:
+        done = claimed.model_copy(update={"delivery_status": DeliveryStatus.DELIVERED,
+                                          "deliver_after": None, "last_error": None,
+                                          "version": claimed.version + 1})
+        changes.updates.append((done, claimed.version))
+        changes.events.append(event_for(svc.actor, now, "deliver",
+                                        f"delivered {claimed.kind} reminder {claimed.reminder_id}",
+                                        claimed, done))
+        bucket = report.delivered
+    elif claimed.attempts < policy.max_attempts:
+        done = claimed.model_copy(update={"deliver_after": now + policy.backoff(claimed.attempts),
+                                          "last_error": error, "version": claimed.version + 1})
+        changes.updates.append((done, claimed.version))
+        changes.events.append(event_for(svc.actor, now, "retry",
+                                        f"delivery attempt {claimed.attempts} of {claimed.reminder_id} failed: {error}",
+                                        claimed, done))
+        bucket = report.retried
+    else:
+        done = claimed.model_copy(update={"delivery_status": DeliveryStatus.FAILED,
+                                          "deliver_after": None, "last_error": error,
+                                          "version": claimed.version + 1})
+        changes.updates.append((done, claimed.version))
+        changes.events.append(event_for(svc.actor, now, "fail",
+                                        f"delivery of {claimed.reminder_id} failed {claimed.attempts} times: {error}",
+                                        claimed, done))
+        if claimed.kind != ReminderKind.AUTOMATION_FAILURE:
+            firing = Firing(
+                ReminderKind.AUTOMATION_FAILURE, "reminder", claimed.reminder_id, claimed.bundle_id,
+                claimed.task_id, now,
+                f"could not deliver {claimed.kind} reminder {claimed.reminder_id} after "
+                f"{claimed.attempts} attempts: {error}",
+            )
+            failure = reminder_from(firing, now)
+            changes.creates.append(failure)
+            changes.events.append(event_for(svc.actor, now, "record", firing.summary, None, failure))
+        bucket = report.failed
+    try:
+        svc.store.commit(changes)
+        bucket.append(done)
+    except ConflictError:
+        pass  # the lease ran out and another daemon took over; it settles the reminder
+
+
+def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
+          policy: RetryPolicy = RetryPolicy(), schedules: bool = True) -> SweepReport:
+    """One whole sweep: recurring triggers, record what is due, deliver what is pending."""
+    now = now or svc.now()
+    report = SweepReport()
+    if schedules:
+        fire_schedules(svc, now, report)
+    record_due(svc, now, report=report)
+    deliver_pending(svc, sinks, now, policy=policy, report=report)
+    return report
+
+
