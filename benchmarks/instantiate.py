@@ -127,7 +127,8 @@ def sample_docs(wf: WorkflowDefinition) -> tuple[str, list[str], list[str]]:
             [e.model_dump_json() for e in events])
 
 
-RawRows = list[tuple[tuple[object, ...], list[tuple[object, ...]], list[tuple[object, ...]]]]
+Row = tuple[object, ...]
+RawRows = list[tuple[Row, list[Row], list[Row]]]
 
 
 def raw_rows(wf: WorkflowDefinition, days: list[date], seq0: int) -> RawRows:
@@ -138,13 +139,13 @@ def raw_rows(wf: WorkflowDefinition, days: list[date], seq0: int) -> RawRows:
     seq = seq0
     for day in days:
         bid = f"{wf.template_id}/{day.isoformat()}"
-        brow = (bid, wf.template_id, created, 1_767_000_000_000_000, 1, bdoc)
-        trows = [(f"{bid}/step-{i:02d}", bid, 1_767_000_000_000_000, 1, doc)
+        brow: Row = (bid, wf.template_id, created, 1_767_000_000_000_000, 1, bdoc)
+        trows: list[Row] = [(f"{bid}/step-{i:02d}", bid, 1_767_000_000_000_000, 1, doc)
                  for i, doc in enumerate(tdocs)]
-        erows = []
+        erows: list[Row] = []
         for i, doc in enumerate(edocs):
             seq += 1
-            entity = bid if i == 0 else trows[i - 1][0]
+            entity = bid if i == 0 else str(trows[i - 1][0])
             erows.append((seq, f"evt-{uuid.uuid4().hex}", entity,
                           hashlib.sha256(str(seq).encode()).hexdigest(), doc))
         out.append((brow, trows, erows))
@@ -225,6 +226,13 @@ def _time_build(wf: WorkflowDefinition, days: list[date]) -> float:
     return time.perf_counter() - t0
 
 
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def mount_of(path: Path) -> str:
     """The file system type of ``path`` (fsync cost depends on it), best effort."""
     try:
@@ -238,6 +246,12 @@ def mount_of(path: Path) -> str:
         return kind
     except OSError:
         return "?"
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def report(results: list[tuple[str, str, int, list[float]]]) -> None:
@@ -256,18 +270,13 @@ def report(results: list[tuple[str, str, int, list[float]]]) -> None:
         spread = f"{(max(ts) - best) / best * 100:.0f}%" if len(ts) > 1 else "-"
         rows = f"{bps * ROWS_PER_BUNDLE:,.0f}" if name != "build_bundle only" else "-"
         table.append((name, sync, f"{n}", f"{bps:,.0f}", rows, ratio, spread))
-    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-    line = "  ".join("{:<%d}" % w for w in widths)
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in table:
-        print(line.format(*row))
+    print_table(header, table)
     print()
     for sync in ("FULL", "NORMAL"):
         ops = next(min(ts) for name, s, _, ts in results if name == "dataops sqlite" and s == sync)
-        ratio = raw[sync] / ops
-        verdict = "met" if ratio >= 0.5 else "NOT met"
-        print(f"goal (dataops sqlite >= 0.50 x raw), synchronous={sync}: {ratio:.2f} -> {verdict}")
+        verdict = "met" if raw[sync] / ops >= 0.5 else "NOT met"
+        print(f"goal (dataops sqlite >= 0.50 x raw), synchronous={sync}: "
+              f"{raw[sync] / ops:.2f} -> {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,11 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
               f"db folder {folder} ({mount_of(folder)}), {os.cpu_count()} CPUs, "
               f"{n} bundles x {reps} rep(s), best reported")
+        print(f"load average before {load()}")
         print()
         t0 = time.perf_counter()
         results = measure(n, reps, folder)
         report(results)
-        print(f"\n(total {time.perf_counter() - t0:.1f} s; spread = slowest vs best repetition)")
+        print(f"\n(total {time.perf_counter() - t0:.1f} s; load average after {load()}; "
+              f"spread = slowest vs best repetition)")
     return 0
 
 

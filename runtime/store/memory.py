@@ -19,7 +19,7 @@ from runtime.model import (
     record_id,
     record_version,
 )
-from runtime.store.base import Changes, R, check_size
+from runtime.store.base import Changes, R, check_size, sort_bundles
 
 
 class MemoryStore:
@@ -31,6 +31,7 @@ class MemoryStore:
         self._data: dict[str, dict[str, Record]] = {}
         self._tasks_by_bundle: dict[str, list[str]] = {}
         self._events: list[AuditEvent] = []
+        self._event_ids: set[str] = set()
 
     def _table(self, kind: str) -> dict[str, Record]:
         return self._data.setdefault(kind, {})
@@ -49,7 +50,7 @@ class MemoryStore:
         return [table[t] for t in self._tasks_by_bundle.get(bundle_id, [])]  # type: ignore[misc]
 
     def bundles(self) -> list[Bundle]:
-        return list(self._table("bundle").values())  # type: ignore[arg-type]
+        return sort_bundles(list(self._table("bundle").values()))  # type: ignore[arg-type]
 
     def reminders(self, *, entity_id: str | None = None) -> list[Reminder]:
         rs: list[Reminder] = list(self._table("reminder").values())  # type: ignore[arg-type]
@@ -91,9 +92,17 @@ class MemoryStore:
     def commit(self, changes: Changes) -> list[AuditEvent]:
         check_size(changes)
         with self._lock:
+            seen: set[tuple[str, str]] = set()
             for rec in changes.creates:
-                if record_id(rec) in self._table(kind_of(rec)):
+                key = (kind_of(rec), record_id(rec))
+                if key in seen or record_id(rec) in self._table(kind_of(rec)):
                     raise ConflictError(record_id(rec), "it exists already")
+                seen.add(key)
+            fresh: set[str] = set()
+            for event in changes.events:
+                if event.event_id in self._event_ids or event.event_id in fresh:
+                    raise ConflictError(event.event_id, "audit event exists already")
+                fresh.add(event.event_id)
             for rec, expected in changes.updates:
                 current = self._table(kind_of(rec)).get(record_id(rec))
                 if current is None:
@@ -114,6 +123,7 @@ class MemoryStore:
                 last = self._events[-1] if self._events else None
                 event = chain(event, last.seq if last else 0, last.hash if last else GENESIS_HASH)
                 self._events.append(event)
+                self._event_ids.add(event.event_id)
                 placed.append(event)
             return placed
 
@@ -123,3 +133,4 @@ class MemoryStore:
     # -- test hooks: let the contract suite tamper with the audit log like an attacker would
     def _replace_events(self, events: list[AuditEvent]) -> None:
         self._events = list(events)
+        self._event_ids = {e.event_id for e in events}
