@@ -16,6 +16,7 @@ Prints a table; never asserts on timings. Goal (from the issue): each dataops co
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -23,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 GOAL_S = 0.25
 HEAVY = ("apscheduler", "boto3", "botocore", "holidays", "pydantic", "yaml", "transitions")
 ASKED = ("apscheduler", "boto3", "holidays")
@@ -41,9 +43,10 @@ def dataops_script() -> Path:
 
 def make_store(folder: Path) -> str:
     """A SQLite store with one bundle of the 20-task benchmark definition."""
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from instantiate import definition
+    spec = importlib.util.spec_from_file_location("bench_instantiate", HERE / "instantiate.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # also puts the repo root on sys.path
 
     from runtime.clock import FixedClock
     from runtime.content import Content
@@ -51,7 +54,7 @@ def make_store(folder: Path) -> str:
     from runtime.store.sqlite import SqliteStore
 
     url = f"sqlite:///{folder / 'startup.db'}"
-    wf = definition()
+    wf = bench.definition()
     store = SqliteStore(url)
     svc = Services(store=store, clock=FixedClock(datetime(2026, 1, 5, tzinfo=UTC)), actor="bench",
                    content_loader=lambda: Content(root=Path("."), workflows={wf.template_id: wf}))
@@ -89,16 +92,23 @@ PROBE = """
 import contextlib, io, json, sys
 import runtime.cli
 with contextlib.redirect_stdout(io.StringIO()):
-    rc = runtime.cli.main(sys.argv[1:])
-heavy = {m: m in sys.modules for m in %r}
-print(json.dumps({"rc": rc, "modules": len(sys.modules), "heavy": heavy}))
-""" % (HEAVY,)
+    rc = runtime.cli.main(sys.argv[2:])
+print(json.dumps([len(sys.modules)] + [m in sys.modules for m in sys.argv[1].split(",")]))
+"""
 
 
-def imported(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=cwd, env=env,
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+def imported(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, dict[str, bool]]:
+    """How many modules ``runtime.cli.main(argv)`` leaves loaded, and which of HEAVY."""
+    out = subprocess.run([sys.executable, "-c", PROBE, ",".join(HEAVY), *argv], cwd=cwd,
+                         env=env, capture_output=True, text=True, check=True)
+    count, *flags = json.loads(out.stdout.strip().splitlines()[-1])
+    return int(count), dict(zip(HEAVY, flags, strict=True))
+
+
+def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def slowest_imports(argv: list[str], cwd: Path, env: dict[str, str], top: int) -> list[tuple[int, str]]:
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         base_med = statistics.median(times["python -c pass"])
         header = ("command", "min s", "median s", "min - python", "median - python",
                   f"goal < +{GOAL_S:.2f} s (min / median)")
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for name, _ in commands:
             lo, med = min(times[name]), statistics.median(times[name])
             if name == "python -c pass":
@@ -158,12 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             verdict = " / ".join("met" if x < GOAL_S else "NOT met" for x in (extra_lo, extra_med))
             rows.append((name, f"{lo:.3f}", f"{med:.3f}", f"+{extra_lo:.3f}", f"+{extra_med:.3f}",
                          verdict))
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        line = "  ".join("{:<%d}" % w for w in widths)
-        print(line.format(*header))
-        print(line.format(*("-" * w for w in widths)))
-        for row in rows:
-            print(line.format(*row))
+        print_table(header, rows)
         print("(min is the better estimate of the command's own cost on a busy machine; "
               "median is what a user sees)")
 
@@ -172,21 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             "dataops --help": imported(["--help"], folder, env),
             "dataops task list": imported(["--store", url, "task", "list"], folder, env),
         }
-        header2 = ("imported by", "modules", *HEAVY)
-        rows2 = [(name, str(r["modules"]),
-                  *("yes" if r["heavy"][m] else "no" for m in HEAVY))  # type: ignore[index]
-                 for name, r in probes.items()]
-        widths = [max(len(r[i]) for r in [header2, *rows2]) for i in range(len(header2))]
-        line = "  ".join("{:<%d}" % w for w in widths)
-        print(line.format(*header2))
-        print(line.format(*("-" * w for w in widths)))
-        for row in rows2:
-            print(line.format(*row))
-        listing = probes["dataops task list"]["heavy"]  # type: ignore[index]
+        print_table(("imported by", "modules", *HEAVY),
+                    [(name, str(count), *("yes" if flags[m] else "no" for m in HEAVY))
+                     for name, (count, flags) in probes.items()])
+        listing = probes["dataops task list"][1]
         print()
         for m in ASKED:
             print(f"dataops task list imports {m}: {'yes' if listing[m] else 'no'}")
-
         print()
         print("slowest top-level imports of `dataops task list` (python -X importtime, cumulative):")
         for us, name in slowest_imports(["--store", url, "task", "list"], folder, env, 8):

@@ -73,17 +73,22 @@ class Content:
 # ---- YAML with line numbers ------------------------------------------------------------------
 
 
-def _line_map(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
+def _line_map(node: yaml.Node, path: Path_, out: dict[Path_, int], dupes: list[str]) -> None:
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key, value in node.value:
-            sub = (*path, str(key.value))
-            out[sub] = key.start_mark.line + 1
-            _line_map(value, sub, out)
+            name = str(key.value)
+            sub = (*path, name)
+            if name in seen:
+                dupes.append(f"{key.start_mark.line + 1}: {_dotted(sub)}: the key is given twice "
+                             "in one mapping; keep one (YAML would silently keep the last)")
+            seen.add(name)
+            _line_map(value, sub, out, dupes)
             out[sub] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_map(item, (*path, i), out)
+            _line_map(item, (*path, i), out, dupes)
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
@@ -107,8 +112,11 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
     except (OSError, UnicodeDecodeError) as e:
         raise DefinitionError([f"{path}: cannot read: {e}"]) from None
     lines: dict[Path_, int] = {}
+    dupes: list[str] = []
     if node is not None:
-        _line_map(node, (), lines)
+        _line_map(node, (), lines, dupes)
+    if dupes:
+        raise DefinitionError([f"{path}:{d}" for d in dupes])
     return data, lines
 
 
@@ -150,6 +158,11 @@ def _explain(err: dict[str, Any], path: Path_) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
+        if key in KNOWN_KEYS:  # a field's two spellings (snake_case and camelCase) both given
+            from pydantic.alias_generators import to_camel, to_snake
+
+            other = to_camel(key) if to_snake(key) == key else to_snake(key)
+            return f"field {key!r} is given twice, as {to_snake(key)!r} and {to_camel(to_snake(key))!r}; keep one" if other else ""
         close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else "remove it or check the spelling"
         return f"unknown field {key!r}; {hint}"

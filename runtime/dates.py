@@ -32,12 +32,13 @@ def check_calendar(calendar: BusinessCalendar) -> str | None:
     """None if the calendar is known to the holidays package, else what is wrong."""
     import holidays
 
-    try:
-        holidays.country_holidays(calendar.country, subdiv=calendar.subdivision, years=[2026])
-    except NotImplementedError:
-        return f"country {calendar.country!r} is not known to the holidays package (use ISO 3166 alpha-2, e.g. US)"
-    except Exception as e:  # the package raises NotImplementedError or ValueError for subdivisions
-        return f"subdivision {calendar.subdivision!r} of {calendar.country}: {e}"
+    supported = holidays.list_supported_countries()
+    if calendar.country not in supported:
+        return (f"country {calendar.country!r} is not known to the holidays package "
+                "(use ISO 3166 alpha-2, e.g. US)")
+    if calendar.subdivision is not None and calendar.subdivision not in supported[calendar.country]:
+        return (f"subdivision {calendar.subdivision!r} of {calendar.country} is not known to the "
+                f"holidays package (e.g. {', '.join(supported[calendar.country][:5])})")
     return None
 
 

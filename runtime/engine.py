@@ -290,6 +290,7 @@ def _settle_bundle(
             ReminderKind.STAGE_CHANGE, "bundle", stored.bundle_id, stored.bundle_id, None, now,
             f"bundle {stored.bundle_id} moved from stage {stored.stage or 'none'} "
             f"to {stage or 'none (no open tasks)'}",
+            discriminator=f"v{stored.version + 1}",
         )
         reminder = reminder_from(firing, now)
         changes.creates.append(reminder)
@@ -538,12 +539,11 @@ def cancel_bundle(svc: Services, bundle_id: str, reason: str) -> BundleView:
                                             f"task {task.task_id} cancelled with its bundle; reason: {reason}", task, new))
             task = new
         new_tasks.append(task)
-    new_bundle = bundle.model_copy(update={"status": BundleStatus(status), "stage": stage_of(bundle, new_tasks),
-                                           "updated_at": now, "version": bundle.version + 1})
-    new_bundle = with_schedule(new_bundle, new_bundle)
-    changes.updates.append((new_bundle, bundle.version))
-    changes.events.append(event_for(svc.actor, now, "cancel", f"bundle {bundle_id} cancelled; reason: {reason}",
-                                    bundle, new_bundle))
+    new_bundle = _settle_bundle(
+        svc, bundle, new_tasks, now, changes,
+        current=bundle.model_copy(update={"status": BundleStatus(status)}),
+        action="cancel", summary=f"bundle {bundle_id} cancelled; reason: {reason}",
+    )
     svc.store.commit(changes)
     return BundleView(new_bundle, new_tasks)
 

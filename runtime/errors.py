@@ -8,7 +8,7 @@
      |    +-- ExportFormatError       a portable export that does not validate
      +-- TransitionRejected           a guard or the machine refused a trigger (exit 3)
      +-- ConflictError                a lost optimistic-concurrency race (exit 4)
-     |    +-- ThrottledError          the store asked us to slow down (retryable, not a race)
+     +-- ThrottledError               the store is busy or throttling: retry later, not a race (exit 4)
      +-- NotFoundError(LookupError)   no record with that ID (exit 5)
      +-- AuditChainBroken             `audit verify` found an edited/removed/reordered event (exit 2)
 
@@ -84,12 +84,14 @@ class ConflictError(DataopsError):
         )
 
 
-class ThrottledError(ConflictError):
-    """The store refused for capacity, not for a race; retry with backoff."""
+class ThrottledError(DataopsError):
+    """The store refused for capacity (busy, throttled), not for a race; retry with backoff.
+    Deliberately not a ConflictError: reloading does not help, waiting does."""
+
+    exit_code = 4
 
     def __init__(self, detail: str):
-        DataopsError.__init__(self, f"the store is throttling requests ({detail}); retry later")
-        self.entity_id = ""
+        super().__init__(f"the store is busy or throttling requests ({detail}); retry later")
 
 
 class NotFoundError(DataopsError, LookupError):

@@ -38,10 +38,14 @@ class Firing:
     task_id: str | None
     fire_at: datetime
     summary: str
+    discriminator: str = ""
+    """Set where one entity can fire the same kind twice at one instant (a stage change is
+    keyed by the bundle version it produced)."""
 
     @property
     def reminder_id(self) -> str:
-        return reminder_id_for(self.kind, self.entity_id, self.fire_at)
+        key = f"{self.entity_id}#{self.discriminator}" if self.discriminator else self.entity_id
+        return reminder_id_for(self.kind, key, self.fire_at)
 
 
 @lru_cache(maxsize=4096)

@@ -37,6 +37,8 @@ class MemoryStore:
         return self._data.setdefault(kind, {})
 
     def find(self, kind: type[R], record_id: str) -> R | None:
+        if kind is AuditEvent:
+            return next((e for e in self._events if e.event_id == record_id), None)  # type: ignore[return-value]
         return self._table(kind.record_kind).get(record_id)  # type: ignore[attr-defined, return-value]
 
     def get(self, kind: type[R], record_id: str) -> R:
@@ -56,7 +58,7 @@ class MemoryStore:
         rs: list[Reminder] = list(self._table("reminder").values())  # type: ignore[arg-type]
         if entity_id is not None:
             rs = [r for r in rs if r.entity_id == entity_id]
-        return sorted(rs, key=lambda r: (r.recorded_at, r.fire_at, r.reminder_id))
+        return rs  # insertion order, like the sqlite store
 
     def due_for_reminders(self, at: datetime, limit: int) -> list[Task | Bundle]:
         # The memory store has no index; it is for tests and demos, not for a million tasks.

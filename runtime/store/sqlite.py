@@ -150,7 +150,7 @@ class SqliteStore:
         self.url = url
         path, options = path_from_url(url)
         sync = (synchronous or options.get("synchronous", "FULL")).upper()
-        if sync not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
+        if sync not in {"FULL", "NORMAL", "EXTRA"}:
             raise InputError(f"store URL {url!r}: synchronous must be FULL, NORMAL or EXTRA")
         self.path = Path(path)
         if not self.path.parent.exists():
@@ -188,14 +188,20 @@ class SqliteStore:
 
     # -- reads -----------------------------------------------------------------------------
     def _one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()  # type: ignore[no-any-return]
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
 
     def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                raise ThrottledError(f"{self.url}: {e}") from e
 
     def find(self, kind: type[R], record_id: str) -> R | None:
+        if kind is AuditEvent:
+            row = self._one("SELECT doc FROM audit_events WHERE event_id = ?", (record_id,))
+            return None if row is None else kind.model_validate_json(row[0])  # type: ignore[arg-type]
         table, key = _TABLE[kind.record_kind]  # type: ignore[attr-defined]
         row = self._one(f"SELECT doc FROM {table} WHERE {key} = ?", (record_id,))
         return None if row is None else kind.model_validate_json(row[0])  # type: ignore[arg-type]
@@ -261,9 +267,7 @@ class SqliteStore:
         else:
             table, key = _TABLE[kind.record_kind]  # type: ignore[attr-defined]
             sql = f"SELECT doc FROM {table} ORDER BY {key}"
-        with self._lock:
-            rows = self._db.execute(sql).fetchall()
-        for row in rows:
+        for row in self._all(sql):
             yield kind.model_validate_json(row[0])
 
     # -- writes ----------------------------------------------------------------------------

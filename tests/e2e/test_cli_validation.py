@@ -227,6 +227,46 @@ def test_both_offsets(cli, content_dir):
     assert "offset_days" in err and "offset_business_days" in err
 
 
+@pytest.mark.parametrize(
+    ("calendar", "wrong"),
+    [("{country: XX}", "'XX'"), ("{country: US, subdivision: ZZ}", "'ZZ'")],
+)
+def test_unknown_business_calendar(cli, content_dir, calendar, wrong):
+    f = wf_file(content_dir, "vat-return")
+    edit(f, "business_calendar: {country: US, subdivision: NY}", f"business_calendar: {calendar}")
+    line = line_of(f, "business_calendar:")
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert f"{f}:{line}:" in err
+    assert "business_calendar" in err
+    assert wrong in err  # names the part that is wrong
+    if wrong == "'ZZ'":
+        # the country is fine; only its subdivision is unknown
+        assert "country 'US' is not known" not in err
+
+
+def test_duplicate_key_is_an_error(cli, content_dir):
+    """YAML allows a key twice and keeps the last value: a rule would be silently dropped."""
+    f = wf_file(content_dir, "podcast-episode")
+    edit(f, "    offset_days: -14\n", "    offset_days: -14\n    offset_days: -10\n")
+    line = line_of(f, "offset_days: -10")
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert f"{f}:{line}:" in err
+    assert "offset_days" in err
+
+
+def test_same_field_in_snake_and_camel_case(cli, content_dir):
+    """Both spellings of one field in one mapping: an error that names both spellings, not a
+    claim that the (known) snake_case name is unknown."""
+    f = wf_file(content_dir, "podcast-episode")
+    edit(f, "    instruction_step_id: booking\n",
+         "    instruction_step_id: booking\n    instructionStepId: research\n")
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert str(f) in err and "tasks[0]" in err
+    assert "instruction_step_id" in err and "instructionStepId" in err
+    assert "unknown field 'instruction_step_id'" not in err
+    assert "did you mean 'instruction_step_id'" not in err
+
+
 def test_invalid_yaml(cli, content_dir):
     f = content_dir / "workflows" / "broken.yaml"
     f.write_text("template_id: broken\nversion: 1\n  title: indented wrongly\n", encoding="utf-8")
@@ -317,18 +357,18 @@ def test_bundle_create_with_invalid_content_writes_nothing(cli, tmp_path, conten
 
 
 def check_bundle_json(bundle: dict[str, Any]) -> None:
-    assert BUNDLE_FIELDS <= bundle.keys(), BUNDLE_FIELDS - bundle.keys()
+    assert bundle.keys() >= BUNDLE_FIELDS, BUNDLE_FIELDS - bundle.keys()
     for link in bundle["required_bundle_links"]:
-        assert BUNDLE_LINK_FIELDS <= link.keys()
+        assert link.keys() >= BUNDLE_LINK_FIELDS
     assert DAY.match(bundle["anchor_date"])
     assert INSTANT.match(bundle["created_at"]) and INSTANT.match(bundle["updated_at"])
     assert_snake_case(bundle, "bundle")
 
 
 def check_task_json(task: dict[str, Any]) -> None:
-    assert TASK_FIELDS <= task.keys(), TASK_FIELDS - task.keys()
+    assert task.keys() >= TASK_FIELDS, TASK_FIELDS - task.keys()
     for comment in task["comments"]:
-        assert COMMENT_FIELDS <= comment.keys()
+        assert comment.keys() >= COMMENT_FIELDS
     assert DAY.match(task["due_date"])
     assert INSTANT.match(task["created_at"]) and INSTANT.match(task["updated_at"])
     assert_snake_case(task, "task")

@@ -929,7 +929,7 @@ class TestSqlite:
         assert all(error is None for _, error in reports.values()), reports
         r1, r2 = reports["p1"][0], reports["p2"][0]
         assert len(r1) == len(r2) == rounds
-        for rnd, (a, b) in enumerate(zip(r1, r2)):
+        for rnd, (a, b) in enumerate(zip(r1, r2, strict=True)):
             assert a != b, f"round {rnd}: p1 {'won' if a else 'lost'}, p2 {'won' if b else 'lost'}"
         wins = r1.count(True) + r2.count(True)
         assert wins == rounds
