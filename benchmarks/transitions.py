@@ -155,7 +155,7 @@ def url(path: Path) -> str:
 def seed(folder: Path, n_tasks: int, wf: WorkflowDefinition) -> tuple[Path, list[str], float]:
     """A closed store file with ``n_tasks`` tasks (and their creation audit events)."""
     path = folder / f"seed-{n_tasks}.db"
-    store = SqliteStore(url(path), synchronous="OFF")
+    store = SqliteStore(url(path), synchronous="NORMAL")
     svc = services(store, wf)
     t0 = time.perf_counter()
     for i in range(n_tasks // TASKS_PER_BUNDLE):

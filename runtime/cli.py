@@ -432,6 +432,40 @@ def cmd_scheduler_run(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_export(ctx: Ctx) -> int:
+    from pathlib import Path
+
+    from runtime.errors import InputError
+    from runtime.export import export_store, load_export
+
+    a = ctx.args
+    if a.action == "validate":
+        if not a.directory:
+            raise InputError("export validate needs the export folder: dataops export validate DIR")
+        records = load_export(Path(a.directory))
+        _out(f"ok: {a.directory} is a valid export ("
+             + ", ".join(f"{len(v)} {k}" for k, v in records.items()) + ")")
+        return EXIT_OK
+    if a.action is not None or not a.out:
+        raise InputError("use dataops export --out DIR, or dataops export validate DIR")
+    svc = ctx.services()
+    manifest = export_store(svc.store, Path(a.out), svc.now())
+    _out(f"exported to {a.out}: " + ", ".join(
+        f"{e['count']} {e['entity_type']}" + ("" if e["implemented"] else " (not implemented)")
+        for e in manifest["entities"]))
+    return EXIT_OK
+
+
+def cmd_import(ctx: Ctx) -> int:
+    from pathlib import Path
+
+    from runtime.export import import_export
+
+    counts = import_export(ctx.services().store, Path(ctx.args.directory))
+    _out(f"imported into {ctx.store_url}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return EXIT_OK
+
+
 def cmd_demo(ctx: Ctx) -> int:
     from runtime.demo import run_demo
 
@@ -535,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sink", action="append", default=[], metavar="URL",
                    help="log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL (repeatable)")
     c.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps")
+
+    c = cmd(sub, "export", cmd_export, "write a portable export (or: export validate DIR)", False)
+    c.add_argument("action", nargs="?", choices=["validate"], help="validate an export folder")
+    c.add_argument("directory", nargs="?")
+    c.add_argument("--out", help="folder to write the export to")
+    cmd(sub, "import", cmd_import, "load a valid export into an empty store", False).add_argument(
+        "directory")
 
     aud = sub.add_parser("audit", help="the append-only, hash-chained audit log").add_subparsers(
         dest="sub", metavar="SUBCOMMAND", required=True)

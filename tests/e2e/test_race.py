@@ -146,10 +146,10 @@ def test_fire_task_loses_the_race_and_changes_nothing(
 
 # ---- real processes --------------------------------------------------------------------------
 
-# Imports everything the command needs, then waits for the barrier file, then runs the CLI
-# exactly as `python -m runtime.cli ARGS...` would.
+# Imports everything the command needs, then waits for the barrier file, then runs the CLI's
+# entry point exactly as `python -m runtime.cli ARGS...` does (`sys.exit(main())`).
 WORKER = r"""
-import os, runpy, sys, time
+import os, sys, time
 barrier, args = sys.argv[1], sys.argv[2:]
 import runtime.cli, runtime.engine, runtime.store.sqlite, runtime.content, runtime.artifacts
 from runtime.machines import machine
@@ -158,7 +158,7 @@ open(barrier + "." + str(os.getpid()) + ".ready", "w").close()
 while not os.path.exists(barrier):
     time.sleep(0.0005)
 sys.argv = ["runtime.cli", *args]
-runpy.run_module("runtime.cli", run_name="__main__", alter_sys=True)
+sys.exit(runtime.cli.main(args))
 """
 
 

@@ -287,7 +287,7 @@ def test_bundle_link(lab: Services) -> None:
     b = accepted(lab, BUNDLE, lambda: engine.link_bundle(lab, BUNDLE, "folder",
                                                          "https://drive.example.com/f"),
                  kind=Bundle, action="link")
-    assert [(l.key, l.url) for l in b.required_bundle_links] == [
+    assert [(link.key, link.url) for link in b.required_bundle_links] == [
         ("folder", "https://drive.example.com/f"), ("notes", None)]
 
 

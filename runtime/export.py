@@ -1,0 +1,236 @@
+"""Portable export: snake_case JSON Lines with stable IDs and explicit relationships, a
+manifest, a validator that proves an export migration-safe, and import into any store.
+
+An export never carries a store key (PK, SK, rowid): records are the export shape of the model
+(``extra="forbid"`` refuses anything else on the way back in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from runtime.audit import verify_chain
+from runtime.errors import AuditChainBroken, ExportFormatError, InputError
+from runtime.model import (
+    Artifact,
+    AssistantJob,
+    AuditEvent,
+    Bundle,
+    Record,
+    Reminder,
+    Task,
+    format_instant,
+)
+from runtime.store import MAX_ITEMS_PER_COMMIT, Changes, Store
+
+FORMAT = "dataops-export"
+FORMAT_VERSION = 1
+STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    entity_type: str
+    file: str
+    model: type[Record]
+    id_field: str
+    implemented: bool = True
+
+
+ENTITIES = [
+    EntitySpec("bundle", "bundles.jsonl", Bundle, "bundle_id"),
+    EntitySpec("task", "tasks.jsonl", Task, "task_id"),
+    EntitySpec("artifact", "artifacts.jsonl", Artifact, "artifact_id"),
+    # The runtime records no assistant jobs yet: listed, never silently left out.
+    EntitySpec("assistant_job", "assistant_jobs.jsonl", AssistantJob, "assistant_job_id", False),
+    EntitySpec("reminder", "reminders.jsonl", Reminder, "reminder_id"),
+    EntitySpec("audit_event", "audit_events.jsonl", AuditEvent, "event_id"),
+]
+BY_TYPE = {e.entity_type: e for e in ENTITIES}
+
+# child.field -> parent.field; a null child field is allowed (optional relationship)
+RELATIONSHIPS = [
+    ("task", "bundle_id", "bundle", "bundle_id"),
+    ("artifact", "task_id", "task", "task_id"),
+    ("artifact", "bundle_id", "bundle", "bundle_id"),
+    ("assistant_job", "bundle_id", "bundle", "bundle_id"),
+    ("assistant_job", "task_id", "task", "task_id"),
+    ("assistant_job", "output_artifact_id", "artifact", "artifact_id"),
+    ("reminder", "bundle_id", "bundle", "bundle_id"),
+    ("reminder", "task_id", "task", "task_id"),
+]
+# reminder.entity_id and audit_event.entity_id point at the entity named by entity_type
+POLYMORPHIC = [("reminder", "entity_id"), ("audit_event", "entity_id")]
+
+
+def _line(record: Record) -> str:
+    return json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True)
+
+
+def export_store(store: Store, out: Path, now: datetime) -> dict[str, Any]:
+    """Write every entity of ``store`` to ``out``; return the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    entities = []
+    for spec in ENTITIES:
+        digest = hashlib.sha256()
+        count = 0
+        with (out / spec.file).open("w", encoding="utf-8") as f:
+            for record in store.scan(spec.model):
+                line = _line(record) + "\n"
+                f.write(line)
+                digest.update(line.encode())
+                count += 1
+        entities.append({
+            "entity_type": spec.entity_type, "file": spec.file, "id_field": spec.id_field,
+            "count": count, "sha256": digest.hexdigest(), "implemented": spec.implemented,
+        })
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "exported_at": format_instant(now),
+        "entities": entities,
+        "relationships": [f"{c}.{cf} -> {p}.{pf}" for c, cf, p, pf in RELATIONSHIPS]
+        + [f"{c}.{f} -> (entity_type).id" for c, f in POLYMORPHIC],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | None:
+    path = directory / "manifest.json"
+    if not path.is_file():
+        problems.append(f"{path}: missing; an export needs manifest.json")
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        problems.append(f"{path}: not valid JSON: {e}")
+        return None
+    if not isinstance(manifest, dict):
+        problems.append(f"{path}: expected a JSON object")
+        return None
+    if manifest.get("format") != FORMAT:
+        problems.append(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        problems.append(f"{path}: format_version {manifest.get('format_version')!r} is not "
+                        f"{FORMAT_VERSION}; this runtime reads version {FORMAT_VERSION}")
+    return manifest
+
+
+def load_export(directory: Path) -> dict[str, list[Record]]:
+    """Validate an export and return its records by entity type.
+
+    :raises ExportFormatError: listing every violation (file, line, field).
+    """
+    if not directory.is_dir():
+        raise InputError(f"export folder {directory} does not exist")
+    problems: list[str] = []
+    manifest = _read_manifest(directory, problems)
+    records: dict[str, list[Record]] = {e.entity_type: [] for e in ENTITIES}
+    if manifest is None:
+        raise ExportFormatError(str(directory), problems)
+    listed = {e.get("entity_type"): e for e in manifest.get("entities", []) if isinstance(e, dict)}
+    for spec in ENTITIES:
+        entry = listed.get(spec.entity_type)
+        if entry is None:
+            problems.append(f"manifest.json: entity {spec.entity_type} is not listed (list it, "
+                            "with implemented: false if it is not produced)")
+            continue
+        path = directory / str(entry.get("file", spec.file))
+        if not path.is_file():
+            problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
+            continue
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            problems.append(f"{path.name}: checksum does not match the manifest (the file changed)")
+        seen: set[str] = set()
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        if len(lines) != entry.get("count"):
+            problems.append(f"{path.name}: {len(lines)} records, the manifest says {entry.get('count')}")
+        for n, text in enumerate(lines, 1):
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as e:
+                problems.append(f"{path.name}:{n}: not valid JSON: {e.msg}")
+                continue
+            if not isinstance(raw, dict):
+                problems.append(f"{path.name}:{n}: expected a JSON object")
+                continue
+            keys = STORE_KEYS & raw.keys()
+            if keys:
+                problems.append(f"{path.name}:{n}: store keys {sorted(keys)} must not be exported")
+            camel = [k for k in raw if k != k.lower() and k not in STORE_KEYS]
+            if camel:
+                problems.append(f"{path.name}:{n}: fields must be snake_case: {camel}")
+            try:
+                record = spec.model.model_validate(raw)
+            except ValidationError as e:
+                for err in e.errors():
+                    field = ".".join(str(p) for p in err["loc"])
+                    problems.append(f"{path.name}:{n}: {field}: {err['msg']}")
+                continue
+            rid = str(raw.get(spec.id_field))
+            if rid in seen:
+                problems.append(f"{path.name}:{n}: {spec.id_field} {rid!r} appears twice")
+            seen.add(rid)
+            records[spec.entity_type].append(record)
+    problems += _check_relationships(records)
+    try:
+        verify_chain(records["audit_event"])  # type: ignore[arg-type]
+    except AuditChainBroken as e:
+        problems.append(f"audit_events.jsonl: {e}")
+    if problems:
+        raise ExportFormatError(str(directory), problems)
+    return records
+
+
+def _check_relationships(records: dict[str, list[Record]]) -> list[str]:
+    ids = {spec.entity_type: {getattr(r, spec.id_field) for r in records[spec.entity_type]}
+           for spec in ENTITIES}
+    problems = []
+    for child, field, parent, pfield in RELATIONSHIPS:
+        for r in records[child]:
+            value = getattr(r, field)
+            if value is not None and value not in ids[parent]:
+                problems.append(f"{BY_TYPE[child].file}: {child} {getattr(r, BY_TYPE[child].id_field)}: "
+                                f"{field} {value!r} has no {parent} with that {pfield}")
+    for r in records["reminder"]:
+        kind = r.entity_type  # type: ignore[attr-defined]
+        if kind in ids and r.entity_id not in ids[kind]:  # type: ignore[attr-defined]
+            problems.append(f"reminders.jsonl: reminder {r.reminder_id}: entity_id "  # type: ignore[attr-defined]
+                            f"{r.entity_id!r} has no {kind}")  # type: ignore[attr-defined]
+    return problems
+
+
+def import_export(store: Store, directory: Path) -> dict[str, int]:
+    """Load a valid export into an empty store without changing an ID (the audit chain is
+    re-appended in order and so keeps every seq and hash).
+
+    :raises ExportFormatError: the export does not validate; nothing was written.
+    :raises InputError: the store is not empty.
+    """
+    records = load_export(directory)
+    if store.bundles() or store.audit_events():
+        raise InputError(f"import needs an empty store; {store.url} has data already")
+    plain = [r for spec in ENTITIES if spec.entity_type != "audit_event" for r in records[spec.entity_type]]
+    for chunk in _chunks(plain, MAX_ITEMS_PER_COMMIT):
+        store.commit(Changes(creates=list(chunk)))
+    for chunk in _chunks(records["audit_event"], MAX_ITEMS_PER_COMMIT):
+        placed = store.commit(Changes(events=list(chunk)))  # type: ignore[arg-type]
+        for before, after in zip(chunk, placed, strict=True):
+            if before.hash != after.hash:  # type: ignore[attr-defined]
+                raise InputError(f"import: audit event {after.event_id} did not keep its hash")
+    return {spec.entity_type: len(records[spec.entity_type]) for spec in ENTITIES}
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,180 @@
+"""Seed scenario "Portable export remains migration-safe", through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.export import ENTITIES, RELATIONSHIPS
+
+BUNDLE = "podcast-episode/2026-12-01"
+BOOK = f"{BUNDLE}/book-guest"
+
+
+@pytest.fixture
+def populated(cli, tmp_path: Path) -> Path:
+    """A representative run: bundle, tasks, proof (url + artifact), waiting, reminders, audit."""
+    assert cli("bundle", "create", "podcast-episode", "--anchor", "2026-12-01").code == 0
+    assert cli("task", "start", BOOK).code == 0
+    assert cli("task", "attach", BOOK, "--url", "https://cal.example.com/booking/1").code == 0
+    release = tmp_path / "release.pdf"
+    release.write_bytes(b"%PDF-1.4 signed\n")
+    assert cli("task", "attach", BOOK, "--file", str(release)).code == 0
+    assert cli("task", "done", BOOK).code == 0
+    wait = cli("task", "wait", f"{BUNDLE}/research-guest", "--waiting-for", "guest bio",
+               "--follow-up-at", "2026-11-27T09:00:00+01:00")
+    assert wait.code == 0, wait.err
+    r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 'r.jsonl'}",
+            now="2026-11-28T12:00:00+00:00")
+    assert r.code == 0, r.err
+    out = tmp_path / "export"
+    assert cli("export", "--out", str(out)).code == 0
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_export_is_snake_case_with_stable_ids_and_relationships(populated: Path, cli) -> None:
+    manifest = json.loads((populated / "manifest.json").read_text())
+    listed = {e["entity_type"]: e for e in manifest["entities"]}
+    assert set(listed) == {e.entity_type for e in ENTITIES}
+    assert listed["assistant_job"]["implemented"] is False
+    assert all(listed[k]["implemented"] for k in listed if k != "assistant_job")
+    assert "task.bundle_id -> bundle.bundle_id" in manifest["relationships"]
+    assert "artifact.task_id -> task.task_id" in manifest["relationships"]
+    assert manifest["format_version"] == 1
+    for entry in manifest["entities"]:
+        data = (populated / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert len(data.decode().splitlines()) == entry["count"]
+    tasks = _lines(populated / "tasks.jsonl")
+    bundle_ids = {b["bundle_id"] for b in _lines(populated / "bundles.jsonl")}
+    assert BUNDLE in bundle_ids
+    assert {t["bundle_id"] for t in tasks} <= bundle_ids
+    book = next(t for t in tasks if t["task_id"] == BOOK)
+    assert book["completed_by"] == "tester" and book["status"] == "done"
+    artifact_ids = [p["artifact_id"] for p in book["proof"] if p["kind"] == "artifact"]
+    artifacts = _lines(populated / "artifacts.jsonl")
+    assert [a["artifact_id"] for a in artifacts] == artifact_ids
+    assert artifacts[0]["task_id"] == BOOK and artifacts[0]["bundle_id"] == BUNDLE
+    waiting = next(t for t in tasks if t["status"] == "waiting")
+    assert waiting["waiting_for"] == "guest bio"
+    assert waiting["follow_up_at"] == "2026-11-27T08:00:00+00:00"
+    reminders = _lines(populated / "reminders.jsonl")
+    assert any(r["kind"] == "follow_up_due" and r["task_id"] == waiting["task_id"] for r in reminders)
+    for entry in manifest["entities"]:
+        for record in _lines(populated / entry["file"]):
+            assert not {"PK", "SK", "rowid", "pos"} & record.keys()
+            assert all(k == k.lower() for k in record), record.keys()
+            assert record[entry["id_field"]]
+    assert cli("export", "validate", str(populated)).code == 0
+
+
+def _rewrite(directory: Path, file: str, edit) -> None:
+    """Edit one file and fix its checksum, so only the edit itself is wrong."""
+    path = directory / file
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    lines = edit(lines)
+    text = "".join(json.dumps(x) + "\n" for x in lines)
+    path.write_text(text)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for entry in manifest["entities"]:
+        if entry["file"] == file:
+            entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+            entry["count"] = len(lines)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _broken(cli, directory: Path, *needles: str) -> None:
+    r = cli("export", "validate", str(directory))
+    assert r.code == 2, r.out + r.err
+    assert r.err.startswith("error:") and len(r.err.strip().splitlines()) == 1
+    for needle in needles:
+        assert needle in r.err, r.err
+
+
+def test_a_changed_file_fails_its_checksum(populated: Path, cli) -> None:
+    with (populated / "tasks.jsonl").open("a") as f:
+        f.write("\n")
+    _broken(cli, populated, "tasks.jsonl", "checksum")
+
+
+
+
+def test_dangling_task_bundle_id(populated: Path, cli) -> None:
+    def orphan(tasks):
+        tasks[0]["bundle_id"] = "podcast-episode/1999-01-01"
+        return tasks
+
+    _rewrite(populated, "tasks.jsonl", orphan)
+    _broken(cli, populated, "tasks.jsonl", "bundle_id 'podcast-episode/1999-01-01'")
+
+
+def test_a_store_key_is_refused(populated: Path, cli) -> None:
+    def keyed(bundles):
+        bundles[0]["PK"] = "BUNDLE#" + bundles[0]["bundle_id"]
+        return bundles
+
+    _rewrite(populated, "bundles.jsonl", keyed)
+    _broken(cli, populated, "bundles.jsonl:1", "PK")
+
+
+def test_camel_case_fields_are_refused(populated: Path, cli) -> None:
+    def camel(tasks):
+        tasks[0]["bundleId"] = tasks[0].pop("bundle_id")
+        return tasks
+
+    _rewrite(populated, "tasks.jsonl", camel)
+    _broken(cli, populated, "tasks.jsonl:1", "snake_case")
+
+
+def test_an_unlisted_entity_is_refused(populated: Path, cli) -> None:
+    manifest = json.loads((populated / "manifest.json").read_text())
+    manifest["entities"] = [e for e in manifest["entities"] if e["entity_type"] != "assistant_job"]
+    (populated / "manifest.json").write_text(json.dumps(manifest))
+    _broken(cli, populated, "assistant_job", "implemented: false")
+
+
+def test_an_edited_audit_event_breaks_the_export(populated: Path, cli) -> None:
+    def edit(events):
+        events[2]["summary"] = "nothing to see"
+        return events
+
+    _rewrite(populated, "audit_events.jsonl", edit)
+    _broken(cli, populated, "audit chain broken at event #3")
+
+
+@pytest.mark.parametrize("target", ["memory://", "sqlite"])
+def test_import_round_trips_every_id(populated: Path, cli, tmp_path: Path, target: str) -> None:
+    url = f"sqlite:///{tmp_path / 'copy.db'}" if target == "sqlite" else target
+    if target == "memory://":
+        # a memory store lives in one process: import and re-export in one library call
+        from runtime.export import export_store, import_export
+        from runtime.store import open_store
+        from runtime.model.common import utc
+
+        store = open_store(url)
+        import_export(store, populated)
+        export_store(store, tmp_path / "again", utc(2026, 11, 28))
+    else:
+        assert cli("import", str(populated), store=url).code == 0
+        assert cli("audit", "verify", store=url).code == 0
+        assert cli("export", "--out", str(tmp_path / "again"), store=url).code == 0
+    for spec in ENTITIES:
+        assert (tmp_path / "again" / spec.file).read_text() == (populated / spec.file).read_text()
+
+
+def test_import_refuses_a_store_with_data(populated: Path, cli) -> None:
+    r = cli("import", str(populated))
+    assert r.code == 2 and "empty store" in r.err
+
+
+def test_relationships_listed_in_the_manifest_cover_every_parent_field() -> None:
+    fields = {spec.entity_type: set(spec.model.model_fields) for spec in ENTITIES}
+    for child, field, parent, pfield in RELATIONSHIPS:
+        assert field in fields[child] and pfield in fields[parent]
