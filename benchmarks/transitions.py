@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import gc
 import io
 import os
@@ -55,11 +56,12 @@ import random
 import resource
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -78,9 +80,15 @@ from transitions import Machine  # noqa: E402
 
 from runtime.clock import FixedClock  # noqa: E402
 from runtime.content import Content  # noqa: E402
-from runtime.engine import Services, assign_task, create_bundle, fire_task  # noqa: E402
+from runtime.engine import (  # noqa: E402
+    Services,
+    assign_task,
+    build_bundle,
+    create_bundle,
+    fire_task,
+)
 from runtime.machines import EFFECTS, GUARDS, Context, SpecMachine, machine  # noqa: E402
-from runtime.model import WorkflowDefinition  # noqa: E402
+from runtime.model import Task, WorkflowDefinition  # noqa: E402
 from runtime.store.sqlite import SqliteStore  # noqa: E402
 
 TASKS_PER_BUNDLE = 20
@@ -187,25 +195,34 @@ def workload(ids: list[str], k: int, seed_: int = 7) -> Workload:
     return Workload(warm, lifecycle, assign)
 
 
-def engine_run(path: Path, sync: str, wl: Workload) -> dict[str, float]:
+Timing = dict[str, tuple[float, float]]  # workload -> (wall s, CPU s)
+
+
+def engine_run(path: Path, sync: str, wl: Workload,
+               wrap: Callable[[SqliteStore], Callable[[], None]] | None = None) -> Timing:
+    """Warm-up, then the timed lifecycle and assign commands. ``wrap`` (profiling only) gets
+    the open store and returns what to call when the timed part begins."""
     store = SqliteStore(url(path), synchronous=sync)
+    begin = wrap(store) if wrap is not None else None
     svc = services(store, definition())
     for t in wl.warm:
         assign_task(svc, t, "warm-up")
+    if begin is not None:
+        begin()
     out = {}
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for trig, t in wl.lifecycle:
         if trig == "wait":
             fire_task(svc, t, trig, **WAIT_ARGS)
         else:
             fire_task(svc, t, trig)
-    out["lifecycle"] = time.perf_counter() - t0
+    out["lifecycle"] = (time.perf_counter() - t0, time.process_time() - c0)
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for who, t in wl.assign:
         assign_task(svc, t, who)
-    out["assign"] = time.perf_counter() - t0
+    out["assign"] = (time.perf_counter() - t0, time.process_time() - c0)
     store.close()
     return out
 
@@ -259,22 +276,22 @@ UPDATE_SQL = ("UPDATE tasks SET bundle_id = ?, next_reminder_us = ?, version = ?
 INSERT_SQL = "INSERT INTO audit_events (seq, event_id, entity_id, hash, doc) VALUES (?, ?, ?, ?, ?)"
 
 
-def raw_run(path: Path, sync: str, rep: Replay) -> dict[str, float]:
+def raw_run(path: Path, sync: str, rep: Replay) -> Timing:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={sync}")
     ex = db.execute
 
-    def play(cmds: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> float:
+    def play(cmds: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> tuple[float, float]:
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for upd, ins in cmds:
             ex("BEGIN IMMEDIATE")
             if ex(UPDATE_SQL, upd).rowcount != 1:
                 raise SystemExit(f"raw replay: task {upd[4]} is not at version {upd[5]}")
             ex(INSERT_SQL, ins)
             ex("COMMIT")
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     play(rep.warm)
     out = {"lifecycle": play(rep.lifecycle), "assign": play(rep.assign)}
@@ -288,22 +305,35 @@ class EngineResult:
     sync: str
     k: int
     seed_s: float
-    engine: dict[str, list[float]]
-    raw: dict[str, list[float]]
+    engine: dict[str, list[tuple[float, float]]]
+    raw: dict[str, list[tuple[float, float]]]
     task_doc_bytes: float
     event_doc_bytes: float
+
+    def commands(self, wl: str) -> int:
+        return 3 * self.k if wl == "lifecycle" else self.k
+
+    def best(self, who: str, wl: str) -> tuple[float, float]:
+        """(wall, CPU) seconds of the repetition with the least wall time."""
+        return min(getattr(self, who)[wl])
+
+
+def _unlink(path: Path) -> None:
+    for p in path.parent.glob(path.name + "*"):  # the file and its -wal, -shm
+        p.unlink()
 
 
 def measure_engine(folder: Path, n_tasks: int, k: int, reps: int, syncs: tuple[str, ...],
                    log: Callable[[str], None]) -> list[EngineResult]:
     wf = definition()
     seed_path, ids, seed_s = seed(folder, n_tasks, wf)
-    log(f"  seeded {n_tasks:,} tasks in {seed_s:.1f} s")
+    log(f"  seeded {n_tasks:,} tasks in {seed_s:.1f} s "
+        f"({seed_path.stat().st_size / 2**20:,.0f} MB file)")
     wl = workload(ids, k)
     out = []
     for sync in syncs:
-        eng: dict[str, list[float]] = {"lifecycle": [], "assign": []}
-        raw: dict[str, list[float]] = {"lifecycle": [], "assign": []}
+        eng: dict[str, list[tuple[float, float]]] = {"lifecycle": [], "assign": []}
+        raw: dict[str, list[tuple[float, float]]] = {"lifecycle": [], "assign": []}
         rep = Replay()
         for r in range(reps):  # interleaved, so drift hits both alike
             e_path = folder / f"engine-{n_tasks}-{sync}-{r}.db"
@@ -311,39 +341,115 @@ def measure_engine(folder: Path, n_tasks: int, k: int, reps: int, syncs: tuple[s
             for key, v in engine_run(e_path, sync, wl).items():
                 eng[key].append(v)
             rep = replay_from(seed_path, e_path, wl)
-            e_path.unlink()
+            _unlink(e_path)
             r_path = folder / f"raw-{n_tasks}-{sync}-{r}.db"
             shutil.copyfile(seed_path, r_path)
             for key, v in raw_run(r_path, sync, rep).items():
                 raw[key].append(v)
-            for p in folder.glob(f"raw-{n_tasks}-{sync}-{r}.db*"):
-                p.unlink()
-        out.append(EngineResult(n_tasks, sync, k, seed_s, eng, raw,
-                                rep.task_doc_bytes, rep.event_doc_bytes))
-        log(f"  {sync}: done")
-    seed_path.unlink()
+            _unlink(r_path)
+        res = EngineResult(n_tasks, sync, k, seed_s, eng, raw, rep.task_doc_bytes,
+                           rep.event_doc_bytes)
+        out.append(res)
+        log(f"  {sync}: lifecycle engine/raw {res.best('raw', 'lifecycle')[0] / res.best('engine', 'lifecycle')[0]:.2f}, "
+            f"assign {res.best('raw', 'assign')[0] / res.best('engine', 'assign')[0]:.2f}")
+    _unlink(seed_path)
     return out
 
 
-def profile_engine(folder: Path, n_tasks: int, k: int, top: int = 15) -> str:
-    """cProfile of the lifecycle and assign workloads on sqlite (FULL)."""
+class _TimedCursor:
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+
+class _TimedConnection:
+    """Stands in for the store's connection: times each statement, fetch included."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.wall: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self.wall.clear()
+        self.calls.clear()
+
+    def execute(self, sql: str, args: Any = ()) -> _TimedCursor:
+        t0 = time.perf_counter()
+        cur = self._db.execute(sql, args)
+        rows = cur.fetchall()
+        dt = time.perf_counter() - t0
+        key = " ".join(sql.split()[:4])
+        key = key.split(" WHERE")[0][:44]
+        self.wall[key] = self.wall.get(key, 0.0) + dt
+        self.calls[key] = self.calls.get(key, 0) + 1
+        return _TimedCursor(rows, cur.rowcount)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def _time_statements(store: SqliteStore, out: list[_TimedConnection]) -> Callable[[], None]:
+    out.append(_TimedConnection(store._db))
+    store._db = out[-1]  # type: ignore[assignment]
+    return out[-1].reset
+
+
+def profile_engine(folder: Path, n_tasks: int, k: int, top: int = 15) -> None:
+    """Where an engine command's wall time goes (per SQL statement, the rest is Python), then
+    cProfile of the same workloads on sqlite FULL."""
     wf = definition()
     seed_path, ids, _ = seed(folder, n_tasks, wf)
     wl = workload(ids, k)
+    n = len(wl.lifecycle) + len(wl.assign)
+    print(f"engine on sqlite, {n_tasks:,} tasks, {n:,} timed commands (lifecycle + assign), "
+          f"wall time per command by statement (fetch included; the rest is Python):")
+    print()
+    rows = []
+    for sync in ("FULL", "NORMAL"):
+        path = folder / f"profile-{sync}.db"
+        shutil.copyfile(seed_path, path)
+        timed: list[_TimedConnection] = []
+        times = engine_run(path, sync, wl, functools.partial(_time_statements, out=timed))
+        _unlink(path)
+        tc = timed[0]
+        total = sum(w for w, _ in times.values())
+        sql_total = 0.0
+        for key in sorted(tc.wall, key=lambda q: -tc.wall[q]):
+            per = tc.wall[key] / n
+            sql_total += per
+            rows.append((sync, key, f"{tc.calls[key] / n:.1f}", f"{per * 1e6:,.0f}"))
+        cpu = sum(c for _, c in times.values()) / n
+        rows.append((sync, "Python and the rest (total - statements)", "",
+                     f"{(total / n - sql_total) * 1e6:,.0f}"))
+        rows.append((sync, f"total per command (CPU {cpu * 1e6:,.0f} us)", "",
+                     f"{total / n * 1e6:,.0f}"))
+    table(("sync", "statement", "per cmd", "us per cmd"), rows)
+    print()
     path = folder / "profile.db"
     shutil.copyfile(seed_path, path)
     prof = cProfile.Profile()
     prof.enable()
     times = engine_run(path, "FULL", wl)
     prof.disable()
-    buf = io.StringIO()
-    stats = pstats.Stats(prof, stream=buf)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
-    n = len(wl.lifecycle) + len(wl.assign)
-    head = (f"cProfile, engine on sqlite FULL, {n_tasks:,} tasks, {n:,} timed commands "
-            f"(+{WARM} warm-up), {(times['lifecycle'] + times['assign']) / n * 1e6:,.0f} us "
-            f"per command under the profiler; top {top} by cumulative time:")
-    return head + "\n" + buf.getvalue()
+    _unlink(path)
+    _unlink(seed_path)
+    wall = sum(w for w, _ in times.values())
+    print(f"cProfile, engine on sqlite FULL, {n_tasks:,} tasks, {n:,} timed commands "
+          f"(+{WARM} warm-up and the store's opening), {wall / n * 1e6:,.0f} us per command "
+          f"under the profiler")
+    for order in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(order).print_stats(top)
+        text = buf.getvalue()
+        text = text[text.index("   Ordered by"):] if "   Ordered by" in text else text
+        print(text.rstrip())
+        print()
 
 
 # ---- part 2: machines ------------------------------------------------------------------------
@@ -385,7 +491,7 @@ def new_machine(model: Any) -> Machine:
                    auto_transitions=False, send_event=True)
 
 
-class _IdentityList(list):  # type: ignore[type-arg]
+class _IdentityList(list[Any]):
     """A models list whose ``in`` is a set look-up: builds a machine with 100k attached models
     without ``add_model``'s O(n) ``model not in self.models`` scan (used only where a run says
     "extrapolated"; everything else about add_model runs as shipped)."""
@@ -452,7 +558,10 @@ class AddModel(Variant):
     name = "(c) one Machine, add_model per task"
 
     def setup(self, objs: list[TaskObj], fast: bool = False) -> Any:
-        m = new_machine(None)
+        return self.attach(new_machine(None), objs, fast)
+
+    @staticmethod
+    def attach(m: Machine, objs: list[TaskObj], fast: bool) -> Machine:
         if fast:
             m.models = _IdentityList()
         for o in objs:
@@ -495,59 +604,59 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_triggers(variant: Variant, objs: list[TaskObj], min_triggers: int) -> float:
-    """us per trigger: an untimed start on every task, then wait/resume rounds in a fixed
-    shuffled order (an even number of rounds, at least two)."""
-    order = objs[:]
-    random.Random(3).shuffle(order)
+def time_triggers(variant: Variant, objs: list[TaskObj], sample: int,
+                  min_triggers: int, chunk: int = 2000) -> tuple[float, int, int]:
+    """(median us per trigger, tasks fired on, triggers timed). A random sample of the N held
+    tasks gets an untimed start; then, chunk by chunk, wait on each task of the chunk and
+    resume on each, timed per chunk, until ``min_triggers``; the median chunk is reported."""
+    picked = random.Random(3).sample(objs, min(sample, len(objs)))
     fire = variant.fire
-    for o in order:
+    for o in picked:
         fire(o, "start")
-    rounds = max(2, -(-min_triggers // len(objs)))
-    rounds += rounds % 2
+    chunks = [picked[i:i + chunk] for i in range(0, len(picked), chunk)]
+    per: list[float] = []
+    done = 0
     gc.collect()
-    t0 = time.perf_counter()
-    for r in range(rounds):
-        trig = "wait" if r % 2 == 0 else "resume"
-        for o in order:
-            fire(o, trig)
-    elapsed = time.perf_counter() - t0
-    assert all(o.state == "in_progress" for o in objs[:100])
-    return elapsed / (rounds * len(objs)) * 1e6
+    while done < min_triggers:
+        for c in chunks:
+            t0 = time.perf_counter()
+            for o in c:
+                fire(o, "wait")
+            for o in c:
+                fire(o, "resume")
+            per.append((time.perf_counter() - t0) / (2 * len(c)))
+            done += 2 * len(c)
+            if done >= min_triggers:
+                break
+    assert all(o.state == "in_progress" for o in picked[:100])
+    return statistics.median(per) * 1e6, len(picked), done
 
 
 def measure_memory(variant: Variant, n: int, fast: bool) -> tuple[float, float]:
-    """(bytes retained per task, fixed KB) by tracemalloc: after building the shared part with
-    no task, then after attaching N tasks and running start, wait, resume on each."""
+    """(bytes retained per task, fixed KB) by tracemalloc: the fixed part is the shared
+    machine built with no task; per task is what attaching N tasks and running start and wait
+    on each adds on top (the task objects themselves are made before tracing starts)."""
     gc.collect()
     objs = [TaskObj(i) for i in range(n)]
     gc.collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
+        fixed = 0
         if isinstance(variant, Shared):
             state = variant.setup([])  # the shared part; nothing per task
             fixed = tracemalloc.get_traced_memory()[0] - base
-            base += fixed
         elif isinstance(variant, AddModel):
             m = new_machine(None)
             fixed = tracemalloc.get_traced_memory()[0] - base
-            base += fixed
-            if fast:
-                m.models = _IdentityList()
-            for o in objs:
-                m.add_model(o)
-            if fast:
-                m.models = list(m.models)
-            state = m
+            state = variant.attach(m, objs, fast)
         else:
-            fixed = 0
             state = variant.setup(objs)
-        for trig in ("start", "wait", "resume"):
+        for trig in ("start", "wait"):
             for o in objs:
                 variant.fire(o, trig)
         gc.collect()
-        retained = tracemalloc.get_traced_memory()[0] - base
+        retained = tracemalloc.get_traced_memory()[0] - base - fixed
     finally:
         tracemalloc.stop()
     del state, objs
@@ -555,9 +664,10 @@ def measure_memory(variant: Variant, n: int, fast: bool) -> tuple[float, float]:
     return retained / n, fixed / 1024
 
 
-def measure_machine(variant: Variant, n: int, *, min_triggers: int, memory: bool,
+def measure_machine(variant: Variant, n: int, *, sample: int, min_triggers: int, memory: bool,
                     fast_setup: bool, log: Callable[[str], None]) -> MachineResult:
     notes = []
+    t_start = time.perf_counter()
     gc.collect()
     objs = [TaskObj(i) for i in range(n)]
     gc.collect()
@@ -565,9 +675,10 @@ def measure_machine(variant: Variant, n: int, *, min_triggers: int, memory: bool
     t0 = time.perf_counter()
     state = variant.setup(objs, fast=fast_setup)
     setup_s = time.perf_counter() - t0
+    rss_setup = rss_mb() - rss0
     if fast_setup:
-        # add_model's cost grows with the models attached (a list scan): setup is estimated as
-        # N x (mean of one add at 0 and at N attached), both measured.
+        # add_model's cost grows with the models attached (a list scan), so N adds cost about
+        # N x (one add at 0 attached + one add at N attached) / 2; both are measured here.
         probe = new_machine(None)
         extra = [TaskObj(-i) for i in range(1, 201)]
         t1 = time.perf_counter()
@@ -581,12 +692,16 @@ def measure_machine(variant: Variant, n: int, *, min_triggers: int, memory: bool
         atn = (time.perf_counter() - t1) / len(extra)
         for o in extra:
             state.remove_model(o)
+        notes.append(f"setup EXTRAPOLATED: {n:,} x mean(add_model at 0 attached {at0 * 1e6:,.0f} "
+                     f"us, at {n:,} attached {atn * 1e6:,.0f} us), both measured; building the "
+                     f"{n:,}-model machine as shipped would take that long, so it was built with "
+                     f"a set look-up in place of add_model's list scan ({setup_s:.1f} s); "
+                     f"triggers, attach and memory were then measured on it")
         setup_s = n * (at0 + atn) / 2
-        notes.append(f"setup EXTRAPOLATED: {n:,} x mean(add_model at 0 attached = "
-                     f"{at0 * 1e6:,.0f} us, at {n:,} = {atn * 1e6:,.0f} us); the {n:,} models "
-                     f"were attached with a set look-up in place of add_model's list scan")
-    rss_setup = rss_mb() - rss0
-    trigger_us = time_triggers(variant, objs, min_triggers)
+    trigger_us, fired_on, timed = time_triggers(variant, objs, sample, min_triggers)
+    if fired_on < n:
+        notes.append(f"triggers fired on a random {fired_on:,} of the {n:,} held tasks "
+                     f"({timed:,} timed)")
     attach = variant.attach_one(state)
     del state, objs
     gc.collect()
@@ -594,52 +709,63 @@ def measure_machine(variant: Variant, n: int, *, min_triggers: int, memory: bool
     if memory:
         bytes_per_task, fixed_kb = measure_memory(variant, n, fast_setup)
     else:
-        notes.append(f"no tracemalloc pass at {n:,} (RSS grew {rss_setup / n * 2**20:,.0f} "
-                     f"B/task during setup)")
-    log(f"  {variant.name}, {n:,}: setup {setup_s:.1f} s, {trigger_us:.1f} us/trigger, "
-        f"peak RSS {peak_rss_mb():,.0f} MB")
+        notes.append(f"no tracemalloc pass (QUICK); RSS grew {rss_setup * 2**20 / n:,.0f} "
+                     f"B/task during setup")
+    log(f"  {variant.name}, {n:,}: setup {setup_s:.2f} s, {trigger_us:.1f} us/trigger, "
+        f"{'-' if bytes_per_task is None else f'{bytes_per_task:,.0f}'} B/task; "
+        f"{time.perf_counter() - t_start:.0f} s, peak RSS {peak_rss_mb():,.0f} MB")
     return MachineResult(variant.name, n, setup_s, trigger_us,
                          attach * 1e6 if attach >= 0 else -1.0, bytes_per_task, fixed_kb, notes)
 
 
-def extrapolate(base: MachineResult, n: int, what: str) -> MachineResult:
-    """A row for ``n`` scaled linearly from a measured row (setup x n/base.n; the rest as is)."""
-    return MachineResult(
-        base.variant, n, base.setup_s * n / base.n, base.trigger_us, base.attach_us,
-        base.bytes_per_task, base.fixed_kb,
-        [f"EXTRAPOLATED from the {base.n:,}-task run ({what})"],
-    )
+def record_sizes() -> tuple[float, float]:
+    """For scale: bytes of one TaskObj and of one loaded pydantic Task of the bench definition."""
+    docs = [t.model_dump_json() for t in build_bundle(definition(), START, NOW)[1]]
+    out = []
+    for make in (lambda i: TaskObj(i), lambda i: Task.model_validate_json(docs[i % len(docs)])):
+        gc.collect()
+        tracemalloc.start()
+        held = [make(i) for i in range(2000)]
+        size = tracemalloc.get_traced_memory()[0] / len(held)
+        tracemalloc.stop()
+        del held
+        out.append(size)
+    return out[0], out[1]
 
 
 # ---- reporting -------------------------------------------------------------------------------
 
 
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("{:<%d}" % w for w in widths)
-    print(line.format(*header))
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*header).rstrip())
     print(line.format(*("-" * w for w in widths)))
     for row in rows:
-        print(line.format(*row))
+        print(line.format(*row).rstrip())
+
+
+def us(seconds: float, n: int) -> str:
+    return f"{seconds / n * 1e6:,.0f}"
 
 
 def report_engine(results: list[EngineResult]) -> None:
     rows = []
     for r in results:
         for wl in ("lifecycle", "assign"):
-            n_cmds = 3 * r.k if wl == "lifecycle" else r.k
-            raw_best, eng_best = min(r.raw[wl]), min(r.engine[wl])
-            raw_cps, eng_cps = n_cmds / raw_best, n_cmds / eng_best
-            spread = max(max(ts) / min(ts) - 1 for ts in (r.raw[wl], r.engine[wl]))
-            rows.append((f"{r.n_tasks:,}", r.sync, wl, f"{n_cmds:,}", f"{raw_cps:,.0f}",
-                         f"{eng_cps:,.0f}", f"{eng_best / n_cmds * 1e6:,.0f}",
-                         f"{(eng_best - raw_best) / n_cmds * 1e6:,.0f}",
-                         f"{eng_cps / raw_cps:.2f}", f"{spread * 100:.0f}%"))
-    table(("tasks", "sync", "workload", "commands", "raw cmd/s", "engine cmd/s", "engine us/cmd",
-           "engine - raw us/cmd", "engine/raw", "spread"), rows)
+            n = r.commands(wl)
+            (rw, rc), (ew, ec) = r.best("raw", wl), r.best("engine", wl)
+            spread = max(max(t[0] for t in ts) / min(t[0] for t in ts) - 1
+                         for ts in (r.raw[wl], r.engine[wl]))
+            rows.append((f"{r.n_tasks:,}", r.sync, wl, f"{n:,}", f"{n / rw:,.0f}",
+                         f"{n / ew:,.0f}", f"{rw / ew:.2f}", us(rw, n), us(ew, n),
+                         us(ew - rw, n), us(rc, n), us(ec, n), f"{spread * 100:.0f}%"))
+    table(("tasks", "sync", "workload", "cmds", "raw cmd/s", "engine cmd/s", "engine/raw",
+           "raw us", "engine us", "diff us", "raw CPU us", "engine CPU us", "spread"), rows)
     r0 = results[0]
-    print(f"(payload per command: task doc {r0.task_doc_bytes:,.0f} B + audit doc "
-          f"{r0.event_doc_bytes:,.0f} B; spread = slowest vs best repetition, worse of the two)")
+    print(f"(per command: wall and CPU us, best repetition; spread = slowest vs best repetition, "
+          f"worse of raw and engine; payload per command: task doc {r0.task_doc_bytes:,.0f} B + "
+          f"audit doc {r0.event_doc_bytes:,.0f} B)")
 
 
 def verdict_engine(results: list[EngineResult]) -> None:
@@ -651,21 +777,22 @@ def verdict_engine(results: list[EngineResult]) -> None:
           f"{'met' if sync_default == 'FULL' else 'NOT met'}")
     for r in results:
         for wl in ("lifecycle", "assign"):
-            ratio = min(r.raw[wl]) / min(r.engine[wl])
+            ratio = r.best("raw", wl)[0] / r.best("engine", wl)[0]
             print(f"goal: engine >= 0.50 x raw, {r.n_tasks:>7,} tasks, {r.sync:<6} {wl:<9}: "
                   f"{ratio:.2f} -> {'met' if ratio >= 0.5 else 'NOT met'}")
     sizes = sorted({r.n_tasks for r in results})
     if len(sizes) > 1:
-        for sync in sorted({r.sync for r in results}):
+        lo, hi = sizes[0], sizes[-1]
+        for sync in ("FULL", "NORMAL"):
             for wl in ("lifecycle", "assign"):
-                per = {r.n_tasks: min(r.engine[wl]) / (3 * r.k if wl == "lifecycle" else r.k)
-                       for r in results if r.sync == sync}
-                raw = {r.n_tasks: min(r.raw[wl]) / (3 * r.k if wl == "lifecycle" else r.k)
-                       for r in results if r.sync == sync}
-                lo, hi = sizes[0], sizes[-1]
-                g, graw = per[hi] / per[lo], raw[hi] / raw[lo]
-                print(f"goal: engine cost per command flat ({sync} {wl}): {hi:,} vs {lo:,} "
-                      f"tasks = {g:.2f}x (raw: {graw:.2f}x) -> "
+                at = {r.n_tasks: r for r in results if r.sync == sync}
+                if lo not in at or hi not in at:
+                    continue
+                g = at[hi].best("engine", wl)[0] / at[lo].best("engine", wl)[0]
+                gc_ = at[hi].best("engine", wl)[1] / at[lo].best("engine", wl)[1]
+                graw = at[hi].best("raw", wl)[0] / at[lo].best("raw", wl)[0]
+                print(f"goal: engine cost per command flat, {sync:<6} {wl:<9}: {hi:,} vs {lo:,} "
+                      f"tasks = {g:.2f}x wall, {gc_:.2f}x CPU (raw: {graw:.2f}x wall) -> "
                       f"{'met' if g <= 1.25 else 'NOT met'} (flat = within 1.25x)")
 
 
@@ -678,15 +805,18 @@ def report_machines(results: list[MachineResult]) -> None:
         mem = "-" if r.bytes_per_task is None else f"{r.bytes_per_task:,.0f}"
         fixed = "-" if r.fixed_kb is None else f"{r.fixed_kb:,.0f}"
         attach = "none" if r.attach_us < 0 else f"{r.attach_us:,.0f}"
-        mark = " *" if r.notes and any("EXTRAPOLATED" in n for n in r.notes) else ""
+        mark = " *" if any("EXTRAPOLATED" in n for n in r.notes) else ""
         rows.append((r.variant, f"{r.n:,}{mark}", f"{r.setup_s:,.2f}",
                      f"{r.setup_s / r.n * 1e6:,.1f}", f"{r.trigger_us:,.1f}", ratio, attach, mem,
                      fixed))
     table(("variant", "tasks", "setup s", "setup us/task", "us/trigger", "trigger vs (a)",
            "attach 1 more us", "retained B/task", "fixed KB"), rows)
+    print("(us/trigger: median chunk of wait/resume; attach 1 more: what loading one more task "
+          "costs with N attached, none for (a); retained B/task: tracemalloc, task objects and "
+          "the fixed machine excluded; * = partly extrapolated, see below)")
     for r in results:
         for n in r.notes:
-            print(f"  * {r.variant}, {r.n:,}: {n}")
+            print(f"  {r.variant}, {r.n:,}: {n}")
 
 
 def verdict_machines(results: list[MachineResult]) -> None:
@@ -697,8 +827,8 @@ def verdict_machines(results: list[MachineResult]) -> None:
                   f"{r.bytes_per_task:,.1f} B -> {'met' if r.bytes_per_task < 200 else 'NOT met'}")
     if len(ours) > 1:
         g = ours[-1].trigger_us / ours[0].trigger_us
-        print(f"goal: trigger cost flat, ours {ours[-1].n:,} vs {ours[0].n:,} tasks = {g:.2f}x -> "
-              f"{'met' if g <= 1.25 else 'NOT met'} (flat = within 1.25x)")
+        print(f"goal: machine cost per command flat, ours {ours[-1].n:,} vs {ours[0].n:,} tasks "
+              f"= {g:.2f}x -> {'met' if g <= 1.25 else 'NOT met'} (flat = within 1.25x)")
     for base in ("(b)", "(c)"):
         for r in results:
             if r.variant.startswith(base):
@@ -706,9 +836,10 @@ def verdict_machines(results: list[MachineResult]) -> None:
                 if o is None:
                     continue
                 mem = ("" if r.bytes_per_task is None or o.bytes_per_task is None else
-                       f", memory {r.bytes_per_task:,.0f} vs {o.bytes_per_task:,.0f} B/task")
-                print(f"ours vs {base} at {r.n:>7,}: trigger {o.trigger_us / r.trigger_us:.2f}x "
-                      f"its time, setup {o.setup_s / r.setup_s:.5f}x{mem}")
+                       f"; memory per task {r.bytes_per_task:,.0f} B there, "
+                       f"{o.bytes_per_task:,.0f} B ours")
+                print(f"ours against {base} at {r.n:>7,} tasks: trigger {o.trigger_us / r.trigger_us:.2f}x "
+                      f"its time, setup {r.setup_s / max(o.setup_s, 1e-9):,.0f}x faster{mem}")
 
 
 # ---- main ------------------------------------------------------------------------------------
@@ -720,40 +851,57 @@ def section(title: str) -> Iterator[None]:
     print()
     t0 = time.perf_counter()
     yield
-    print(f"\n({title.split(':')[0]}: {time.perf_counter() - t0:.1f} s)\n", flush=True)
+    print(f"\n({title.split(':')[0]}: {time.perf_counter() - t0:.1f} s, load average "
+          f"{os.getloadavg()[0]:.1f})\n", flush=True)
+
+
+def mount_of(path: Path) -> str:
+    """The file system type of ``path`` (fsync cost depends on it), best effort."""
+    try:
+        best, kind = "", "?"
+        real = str(path.resolve())
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and real.startswith(parts[1]) and len(parts[1]) > len(best):
+                    best, kind = parts[1], parts[2]
+        return kind
+    except OSError:
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="a run under a minute: smaller samples, extrapolates where it says so")
+                   help="a run under a minute: fewer sizes and samples (it says what it leaves out)")
     p.add_argument("--profile", action="store_true",
-                   help="also print a cProfile of engine commands on sqlite (FULL)")
+                   help="also show where an engine command's time goes (statements, cProfile)")
     p.add_argument("--skip-engine", action="store_true", help="machines only")
     p.add_argument("--skip-machines", action="store_true", help="engine only")
     p.add_argument("--dir", help="folder for the database files (default: a new temp folder)")
     args = p.parse_args(argv)
     quick = args.quick
     reps = 1 if quick else 3
-    k = 300 if quick else 1000  # lifecycle: 3k commands; assign: k commands
+    k = 100 if quick else 400  # lifecycle: 3k commands, assign: k commands
     engine_sizes = (1_000, 10_000) if quick else SIZES
-    min_triggers = 20_000 if quick else 100_000
+    sample = 5_000 if quick else 20_000
+    min_triggers = 10_000 if quick else 40_000
 
     def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+        print(f"[{time.perf_counter() - t_all:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
     t_all = time.perf_counter()
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, transitions "
-          f"{sys.modules['transitions'].__version__}, {os.cpu_count()} CPUs"
-          f"{', QUICK run' if quick else ''}")
+          f"{sys.modules['transitions'].__version__}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}{', QUICK run' if quick else ''}")
     print()
     with tempfile.TemporaryDirectory(prefix="dataops-bench-tx-", dir=args.dir) as tmp:
         folder = Path(tmp)
         if not args.skip_engine:
             with section(
-                f"engine: commands/s on sqlite against raw sqlite3 (same two writes per "
-                f"transaction), {TASKS_PER_BUNDLE}-task bundles, WAL, best of {reps}, "
-                f"db folder {folder}"
+                f"engine: commands/s on sqlite against raw sqlite3 doing the same two writes "
+                f"per transaction; {TASKS_PER_BUNDLE}-task bundles, WAL, best of {reps}, "
+                f"db folder {folder} ({mount_of(folder)})"
             ):
                 results: list[EngineResult] = []
                 for n in engine_sizes:
@@ -761,32 +909,38 @@ def main(argv: list[str] | None = None) -> int:
                     results += measure_engine(folder, n, k, reps, ("FULL", "NORMAL"), log)
                 report_engine(results)
                 if quick:
-                    print("(QUICK: 100k tasks not run; the full run has it)")
+                    print("(QUICK: not run at 100,000 tasks)")
                 print()
                 verdict_engine(results)
         if not args.skip_machines:
-            with section("machines: the shared SpecMachine against transitions' own ways, "
-                         "plain task objects"):
+            with section("machines: the shared SpecMachine against transitions' own ways of "
+                         "holding tasks (plain task objects, the task spec)"):
+                obj_b, task_b = record_sizes()
                 mres: list[MachineResult] = []
                 for variant in (Shared(), PerTask(), AddModel()):
                     for n in SIZES:
-                        log(f"machines: {variant.name} at {n:,}")
-                        if isinstance(variant, PerTask) and quick and n == 100_000:
-                            mres.append(extrapolate(mres[-1], n, "QUICK: setup x10; trigger, "
-                                                    "attach and bytes per task as at 10k"))
+                        if quick and n == 100_000 and not isinstance(variant, Shared):
                             continue
-                        fast = isinstance(variant, AddModel) and n >= (10_000 if quick else 100_000)
+                        log(f"machines: {variant.name} at {n:,}")
+                        fast = isinstance(variant, AddModel) and n == 100_000
+                        memory = not quick or n == 1_000 or (
+                            n == 10_000 and not isinstance(variant, PerTask))
                         mres.append(measure_machine(
-                            variant, n, min_triggers=min_triggers,
-                            memory=not (quick and n == 100_000 and not isinstance(variant, Shared)),
+                            variant, n, sample=sample, min_triggers=min_triggers, memory=memory,
                             fast_setup=fast, log=log))
                 report_machines(mres)
+                print(f"(for scale, tracemalloc: a plain task object here is {obj_b:,.0f} B; a "
+                      f"loaded pydantic Task of the bench definition is {task_b:,.0f} B)")
+                if quick:
+                    print("(QUICK: (b) and (c) not run at 100,000 tasks)")
                 print()
                 verdict_machines(mres)
         if args.profile:
             with section("profile: where an engine command's time goes"):
-                print(profile_engine(folder, 10_000, 300 if quick else 1000))
-    print(f"(total {time.perf_counter() - t_all:.1f} s, peak RSS {peak_rss_mb():,.0f} MB)")
+                log("profile")
+                profile_engine(folder, 10_000, 100 if quick else 400)
+    print(f"(total {time.perf_counter() - t_all:.1f} s, peak RSS {peak_rss_mb():,.0f} MB, "
+          f"load average {os.getloadavg()[0]:.1f})")
     return 0
 
 

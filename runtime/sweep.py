@@ -112,19 +112,22 @@ def preview_due(svc: Services, at: datetime, limit: int = 100_000) -> list[Firin
 # ---- recording -------------------------------------------------------------------------------
 
 
-def record_due(svc: Services, now: datetime, *, limit: int = 10_000,
+def record_due(svc: Services, now: datetime, *, limit: int = 1_000,
                report: SweepReport | None = None) -> SweepReport:
-    """Record every reminder due at ``now`` exactly once and advance each record's cursor."""
+    """Record every reminder due at ``now`` exactly once and advance each record's cursor.
+    Reads the due-time index ``limit`` records at a time until nothing more is due."""
     report = report or SweepReport()
     bundles = _Bundles(svc)
-    records = svc.store.due_for_reminders(now, limit)
-    report.found += len(records)
-    batch: list[tuple[Task | Bundle, Changes, list[Reminder]]] = []
-    for rec in records:
-        item = _record_changes(svc, rec, bundles.of(rec), now, report)
-        batch.append(item)
-    _commit_batched(svc, batch, now, report, bundles)
-    return report
+    seen: set[str] = set()  # a record that lost every retry is left for the next sweep
+    while True:
+        page = svc.store.due_for_reminders(now, limit)
+        records = [r for r in page if r.id not in seen]
+        seen.update(r.id for r in records)
+        report.found += len(records)
+        batch = [_record_changes(svc, rec, bundles.of(rec), now, report) for rec in records]
+        _commit_batched(svc, batch, now, report, bundles)
+        if len(page) < limit or not records:
+            return report
 
 
 def _record_changes(svc: Services, rec: Task | Bundle, bundle: Bundle, now: datetime,
