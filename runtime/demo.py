@@ -109,10 +109,30 @@ def _script(svc: Any, clock: Any) -> None:
         _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
 
     _say()
-    from runtime.model import Bundle, Task
+    from runtime.notify import FileSink
+    from runtime.sweep import preview_due, sweep
+
+    clock.set(clock.now().replace(hour=18))
+    preview = preview_due(svc, clock.now())
+    kinds: dict[str, int] = {}
+    for firing in preview:
+        kinds[firing.kind] = kinds.get(firing.kind, 0) + 1
+    _say(f"reminders due at {clock.now().isoformat()}: {len(preview)} "
+         f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); previewing records nothing")
+    sink_path = Path("dataops-demo-reminders.jsonl").resolve()
+    sink_path.unlink(missing_ok=True)
+    report = sweep(svc, [FileSink(f"file://{sink_path}")])
+    _say(f"sweep: {report.line()}")
+    again = sweep(svc, [FileSink(f"file://{sink_path}")])
+    _say(f"sweep again at the same instant: recorded {len(again.recorded)}, delivered "
+         f"{len(again.delivered)} (exactly once)")
+    _say(f"delivered payloads are in {sink_path}")
+
+    _say()
+    from runtime.audit import verify_chain
 
     tasks = [t for b in svc.store.bundles() for t in svc.store.tasks_of(b.bundle_id)]
     open_tasks = [t for t in tasks if t.status.is_open]
     _say(f"{len(svc.store.bundles())} bundles, {len(tasks)} tasks ({len(open_tasks)} open), "
-         f"{len(svc.store.audit_events())} audit events")
-    _ = (Bundle, Task)
+         f"{len(svc.store.reminders())} reminders recorded, "
+         f"{verify_chain(svc.store.audit_events())} audit events (hash chain verified)")
