@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime.engine import BundleView, Services
-    from runtime.model import Bundle, Task
+    from runtime.model import Task
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_INPUT, EXIT_REJECTED, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
 
@@ -422,7 +422,7 @@ def cmd_scheduler_run(ctx: Ctx) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sinks = open_sinks(ctx.args.sink)
     svc = ctx.services()
-    svc.content  # fail now, not in a job, on a broken content tree
+    _ = svc.content  # fail now on a broken content tree, not later in a job
     daemon = Daemon(svc, sinks, interval_s=ctx.args.interval)
     if ctx.args.once:
         report = daemon.run_sweep()

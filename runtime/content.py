@@ -21,8 +21,8 @@ from runtime.model import (
     BundleLinkSpec,
     BusinessCalendar,
     CommentProof,
-    Document,
     DocStep,
+    Document,
     ExternalStatusProof,
     ManualTrigger,
     Phase,
@@ -123,7 +123,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
 def _data_path(data: Any, loc: Iterable[str | int]) -> Path_:
     """Map a pydantic error location onto the data's own path (dropping union tags)."""
     out: list[str | int] = []
-    cur = data
+    cur: Any = data
     for part in loc:
         if isinstance(cur, dict) and part in cur:
             out.append(part)
@@ -154,7 +154,7 @@ def _where(file: Path, lines: dict[Path_, int], path: Path_) -> str:
     return str(file)
 
 
-def _explain(err: dict[str, Any], path: Path_) -> str:
+def _explain(err: Any, path: Path_) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"

@@ -104,7 +104,7 @@ def _script(svc: Any, clock: Any) -> None:
                 engine.attach_external_status(svc, book.task_id, req.system, req.expected)
         _say(f"  resumed and attached proof; still missing: {missing_proof(engine.get_task(svc, book.task_id)) or 'nothing'}")
         done = engine.fire_task(svc, book.task_id, "complete")
-        _say(f"  done at {done.completed_at.isoformat()} by {done.completed_by}")
+        _say(f"  done at {done.completed_at} by {done.completed_by}")
         bundle = engine.get_bundle(svc, podcast.bundle.bundle_id).bundle
         _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
 
@@ -123,9 +123,9 @@ def _script(svc: Any, clock: Any) -> None:
     sink_path.unlink(missing_ok=True)
     report = sweep(svc, [FileSink(f"file://{sink_path}")])
     _say(f"sweep: {report.line()}")
-    again = sweep(svc, [FileSink(f"file://{sink_path}")])
-    _say(f"sweep again at the same instant: recorded {len(again.recorded)}, delivered "
-         f"{len(again.delivered)} (exactly once)")
+    second = sweep(svc, [FileSink(f"file://{sink_path}")])
+    _say(f"sweep again at the same instant: recorded {len(second.recorded)}, delivered "
+         f"{len(second.delivered)} (exactly once)")
     _say(f"delivered payloads are in {sink_path}")
 
     _say()

@@ -506,7 +506,8 @@ def link_bundle(svc: Services, bundle_id: str, key: str, url: str) -> BundleView
     if bundle.status == BundleStatus.CANCELLED:
         raise TransitionRejected(bundle_id, "link", ["the bundle is cancelled"], state=bundle.status)
     now = svc.now()
-    links = [l.model_copy(update={"url": url}) if l.key == key else l for l in bundle.required_bundle_links]
+    links = [lk.model_copy(update={"url": url}) if lk.key == key else lk
+             for lk in bundle.required_bundle_links]
     changes = Changes()
     tasks = svc.store.tasks_of(bundle_id)
     new = _settle_bundle(

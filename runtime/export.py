@@ -224,9 +224,9 @@ def import_export(store: Store, directory: Path) -> dict[str, int]:
     for chunk in _chunks(plain, MAX_ITEMS_PER_COMMIT):
         store.commit(Changes(creates=list(chunk)))
     for chunk in _chunks(records["audit_event"], MAX_ITEMS_PER_COMMIT):
-        placed = store.commit(Changes(events=list(chunk)))  # type: ignore[arg-type]
+        placed = store.commit(Changes(events=list(chunk)))
         for before, after in zip(chunk, placed, strict=True):
-            if before.hash != after.hash:  # type: ignore[attr-defined]
+            if before.hash != after.hash:
                 raise InputError(f"import: audit event {after.event_id} did not keep its hash")
     return {spec.entity_type: len(records[spec.entity_type]) for spec in ENTITIES}
 

@@ -118,7 +118,7 @@ def _has_open_task(ctx: Context) -> list[str]:
 
 
 def _required_links_filled(ctx: Context) -> list[str]:
-    empty = [l.key for l in ctx.record.required_bundle_links if l.required and not l.url]
+    empty = [lk.key for lk in ctx.record.required_bundle_links if lk.required and not lk.url]
     return [f"required links empty: {', '.join(empty)}"] if empty else []
 
 
@@ -188,10 +188,10 @@ def load_spec(path: Path) -> MachineSpec:
                 problems.append(
                     f"{path}: transition {t.trigger}: unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})"
                 )
-        for e in t.effects:
-            if e not in EFFECTS:
+        for name in t.effects:
+            if name not in EFFECTS:
                 problems.append(
-                    f"{path}: transition {t.trigger}: unknown effect {e!r} (known: {', '.join(sorted(EFFECTS))})"
+                    f"{path}: transition {t.trigger}: unknown effect {name!r} (known: {', '.join(sorted(EFFECTS))})"
                 )
     if problems:
         raise DefinitionError(problems)

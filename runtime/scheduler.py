@@ -35,11 +35,11 @@ class Daemon:
     """Wires the sweep and the schedule triggers onto an APScheduler BackgroundScheduler."""
 
     def __init__(self, svc: Services, sinks: Sequence[Sink], *, interval_s: float = 60.0,
-                 policy: RetryPolicy = RetryPolicy(), on_sweep: Any = None) -> None:
+                 policy: RetryPolicy | None = None, on_sweep: Any = None) -> None:
         self.svc = svc
         self.sinks = list(sinks)
         self.interval_s = interval_s
-        self.policy = policy
+        self.policy = policy or RetryPolicy()
         self.on_sweep = on_sweep
         self._stopped = threading.Event()
         self._scheduler: Any = None

@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -229,6 +229,10 @@ def _schedule_firings(svc: Services, now: datetime, catch_up: timedelta = timede
     return out
 
 
+def _always(firing: Firing) -> Callable[[Bundle], list[Firing]]:
+    return lambda _bundle: [firing]
+
+
 def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = None) -> SweepReport:
     """Instantiate the bundle of each schedule trigger's latest firing, once (idempotent across
     daemons: same template and anchor, same bundle), recording a ``recurring`` reminder with it."""
@@ -236,7 +240,7 @@ def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = No
     for firing in _schedule_firings(svc, now):
         template_id, _, anchor = firing.entity_id.rpartition("/")
         view = create_bundle(svc, template_id, date.fromisoformat(anchor),
-                             extra_reminders=lambda _b, f=firing: [f])
+                             extra_reminders=_always(firing))
         if view.created:
             report.bundles_created.append(view.bundle.bundle_id)
     return report
@@ -252,7 +256,7 @@ def fire_schedule(svc: Services, template_id: str, fire_at: datetime) -> Bundle:
     bundle_id = f"{template_id}/{anchor.isoformat()}"
     firing = Firing(ReminderKind.RECURRING, "bundle", bundle_id, bundle_id, None, fire_at,
                     f"schedule {wf.trigger.cron!r} of {template_id} created bundle {bundle_id}")
-    return create_bundle(svc, template_id, anchor, extra_reminders=lambda _b: [firing]).bundle
+    return create_bundle(svc, template_id, anchor, extra_reminders=_always(firing)).bundle
 
 
 # ---- automation failures ---------------------------------------------------------------------
@@ -278,10 +282,11 @@ def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
 
 
 def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
-                    policy: RetryPolicy = RetryPolicy(), limit: int = 10_000,
+                    policy: RetryPolicy | None = None, limit: int = 10_000,
                     report: SweepReport | None = None) -> SweepReport:
     """Deliver every pending reminder whose time has come to every sink."""
     report = report or SweepReport()
+    policy = policy or RetryPolicy()
     for reminder in svc.store.pending_deliveries(now, limit):
         claimed = reminder.model_copy(update={
             "attempts": reminder.attempts + 1, "deliver_after": now + policy.lease,
@@ -354,7 +359,7 @@ def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: d
 
 
 def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
-          policy: RetryPolicy = RetryPolicy(), schedules: bool = True) -> SweepReport:
+          policy: RetryPolicy | None = None, schedules: bool = True) -> SweepReport:
     """One whole sweep: recurring triggers, record what is due, deliver what is pending."""
     now = now or svc.now()
     report = SweepReport()

@@ -1,9 +1,9 @@
 """The data model: definitions (content/) and records (the store). Pure: no I/O."""
 
 from runtime.model.common import (
-    Record,
     Day,
     Instant,
+    Record,
     bundle_id_for,
     format_instant,
     new_id,
@@ -17,8 +17,8 @@ from runtime.model.definitions import (
     BundleLinkSpec,
     BusinessCalendar,
     CommentProof,
-    Document,
     DocStep,
+    Document,
     ExternalStatusProof,
     ManualTrigger,
     Phase,
@@ -35,7 +35,6 @@ from runtime.model.definitions import (
 from runtime.model.records import (
     GENESIS_HASH,
     OPEN_TASK_STATES,
-    PhaseRef,
     RECORD_TYPES,
     Artifact,
     AssistantJob,
@@ -46,6 +45,7 @@ from runtime.model.records import (
     BundleStatus,
     Comment,
     DeliveryStatus,
+    PhaseRef,
     ProofEntry,
     Reminder,
     ReminderKind,

@@ -272,7 +272,7 @@ StoredRecord = Bundle | Task | Artifact | AssistantJob | Reminder
 
 
 def record_id(record: Record) -> str:
-    return record.id  # type: ignore[attr-defined, no-any-return]
+    return record.id  # type: ignore[attr-defined]
 
 
 def record_version(record: Record) -> int:
@@ -280,4 +280,4 @@ def record_version(record: Record) -> int:
 
 
 def kind_of(record: Record) -> str:
-    return type(record).record_kind  # type: ignore[attr-defined, no-any-return]
+    return type(record).record_kind  # type: ignore[attr-defined]

@@ -68,7 +68,7 @@ class MemoryStore:
             for r in self._table(kind).values()
             if r.next_reminder_at is not None and r.next_reminder_at <= at  # type: ignore[attr-defined]
         ]
-        hits.sort(key=lambda r: (r.next_reminder_at, r.id))  # type: ignore[arg-type, return-value]
+        hits.sort(key=lambda r: (r.next_reminder_at, r.id))
         return hits[:limit]
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:

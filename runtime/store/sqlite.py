@@ -8,7 +8,6 @@ with something scheduled). See docs/store-schemas.md.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -241,7 +240,7 @@ class SqliteStore:
         )
         out: list[Task | Bundle] = [Bundle.model_validate_json(r[0]) for r in bundles]  # type: ignore[arg-type]
         out += [Task.model_validate_json(r[0]) for r in tasks]  # type: ignore[arg-type]
-        out.sort(key=lambda r: (r.next_reminder_at, r.id))  # type: ignore[arg-type, return-value]
+        out.sort(key=lambda r: (r.next_reminder_at, r.id))
         return out[:limit]
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
@@ -268,7 +267,7 @@ class SqliteStore:
             table, key = _TABLE[kind.record_kind]  # type: ignore[attr-defined]
             sql = f"SELECT doc FROM {table} ORDER BY {key}"
         for row in self._all(sql):
-            yield kind.model_validate_json(row[0])
+            yield kind.model_validate_json(row[0])  # type: ignore[arg-type]
 
     # -- writes ----------------------------------------------------------------------------
     def commit(self, changes: Changes) -> list[AuditEvent]:
