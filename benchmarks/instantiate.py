@@ -190,36 +190,34 @@ def run_raw(path: Path, sync: str, rows: RawRows) -> float:
 # ---- measuring -------------------------------------------------------------------------------
 
 
-def best_of(reps: int, once: Callable[[int], float]) -> list[float]:
-    out = []
-    for r in range(reps):
-        gc.collect()
-        out.append(once(r))
-    return out
-
-
 def measure(n: int, reps: int, folder: Path) -> list[tuple[str, str, int, list[float]]]:
+    """Every measurement once per repetition, in turn, so drift on a shared machine hits each
+    alike; a new database file for each sqlite run."""
     wf = definition()
     days = anchors(n)
     rows = raw_rows(wf, days, seq0=0)
-    results = []
-    for sync in ("FULL", "NORMAL"):
-        raw_t: list[float] = []
-        ops_t: list[float] = []
-        for r in range(reps):  # interleave so drift hits both alike
-            gc.collect()
-            raw_t.append(run_raw(folder / f"raw-{sync}-{r}.db", sync, rows))
-            gc.collect()
-            store = SqliteStore(sqlite_url(folder, f"ops-{sync}-{r}.db"), synchronous=sync)
-            ops_t.append(run_dataops(store, wf, days))
+
+    def ops(sync: str, r: int) -> float:
+        store = SqliteStore(sqlite_url(folder, f"ops-{sync}-{r}.db"), synchronous=sync)
+        try:
+            return run_dataops(store, wf, days)
+        finally:
             store.close()
-        results.append(("raw sqlite3", sync, n, raw_t))
-        results.append(("dataops sqlite", sync, n, ops_t))
-    mem = best_of(reps, lambda r: run_dataops(MemoryStore(), wf, days))
-    results.append(("dataops memory", "-", n, mem))
-    build = best_of(reps, lambda r: _time_build(wf, days))
-    results.append(("build_bundle only", "-", n, build))
-    return results
+
+    plan: list[tuple[str, str, Callable[[int], float]]] = [
+        ("raw sqlite3", "FULL", lambda r: run_raw(folder / f"raw-FULL-{r}.db", "FULL", rows)),
+        ("dataops sqlite", "FULL", lambda r: ops("FULL", r)),
+        ("raw sqlite3", "NORMAL", lambda r: run_raw(folder / f"raw-NORMAL-{r}.db", "NORMAL", rows)),
+        ("dataops sqlite", "NORMAL", lambda r: ops("NORMAL", r)),
+        ("dataops memory", "-", lambda r: run_dataops(MemoryStore(), wf, days)),
+        ("build_bundle only", "-", lambda r: _time_build(wf, days)),
+    ]
+    times: list[list[float]] = [[] for _ in plan]
+    for r in range(reps):
+        for i, (_, _, once) in enumerate(plan):
+            gc.collect()
+            times[i].append(once(r))
+    return [(name, sync, n, ts) for (name, sync, _), ts in zip(plan, times, strict=True)]
 
 
 def _time_build(wf: WorkflowDefinition, days: list[date]) -> float:
@@ -235,6 +233,24 @@ def load() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "?"
+
+
+def fsync_ms(folder: Path, n: int = 50) -> float:
+    """Median cost of writing 4 KiB and fsyncing it in ``folder``: what FULL pays per commit."""
+    path = folder / "fsync.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return times[len(times) // 2] * 1000
 
 
 def mount_of(path: Path) -> str:
@@ -297,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instantiate: {TASKS}-task definition, {ROWS_PER_BUNDLE} rows per bundle "
               f"({1 + TASKS} records + {1 + TASKS} audit events), one transaction each")
         print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
-              f"db folder {folder} ({mount_of(folder)}), {os.cpu_count()} CPUs, "
+              f"db folder {folder} ({mount_of(folder)}, fsync of 4 KiB {fsync_ms(folder):.2f} ms), "
+              f"{os.cpu_count()} CPUs, "
               f"{n} bundles x {reps} rep(s), best reported")
         print(f"load average before {load()}")
         print()

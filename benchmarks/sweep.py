@@ -40,8 +40,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,7 @@ def full_scan(db: sqlite3.Connection) -> float:
 
 def store_find(store: SqliteStore) -> float:
     t0 = time.perf_counter()
-    found = store.due_for_reminders(NOW, 10_000)
+    found = store.due_for_reminders(NOW, 1_000)  # record_due's page size
     elapsed = time.perf_counter() - t0
     assert len(found) == DUE and all(isinstance(r, Task) for r in found), len(found)
     return elapsed
@@ -312,7 +313,7 @@ def one_sweep(src: Path, work: Path, sync: str,
     del store.due_for_reminders  # the real method again, untimed
     assert store.due_for_reminders(NOW, 10_000) == [], "a second sweep would find something"
     store.close()
-    return {"find": finds[0], "record": t1 - t0, "deliver": t2 - t1, "sweep": t2 - t0,
+    return {"find": sum(finds), "pages": len(finds), "record": t1 - t0, "deliver": t2 - t1, "sweep": t2 - t0,
             "recorded": len(report.recorded), "delivered": len(report.delivered)}
 
 
@@ -321,34 +322,40 @@ def one_sweep(src: Path, work: Path, sync: str,
 Results = dict[str, Any]
 
 
-def measure_size(n: int, src: Path, folder: Path, reps: dict[str, int]) -> Results:
-    res: Results = {"n": n, "size_mb": src.stat().st_size / 1e6}
-    work = folder / f"work-{n}.db"
-    fresh_copy(src, work)
-    plain = sqlite3.connect(work)
-    res["plan"] = " / ".join(r[3] for r in plain.execute("EXPLAIN QUERY PLAN " + BARE_SQL, (0,)))
-    bare_query(plain)  # warm the page cache of this connection like the others
-    res["bare"] = timed_reps(reps["bare"], lambda: bare_query(plain))
-    res["scan"] = timed_reps(reps["scan"], lambda: full_scan(plain))
-    plain.close()
-    store = SqliteStore(f"sqlite:///{work}")
-    store_find(store)
-    res["find"] = timed_reps(reps["find"], lambda: store_find(store))
-    store.close()
-    for sync in ("FULL", "NORMAL"):
-        runs = []
-        for _ in range(reps["sweep"]):
-            runs.append(one_sweep(src, work, sync))
-        res[sync] = runs
-    return res
-
-
-def timed_reps(n: int, once: Callable[[], float]) -> list[float]:
-    out = []
-    for _ in range(n):
-        gc.collect()
-        out.append(once())
-    return out
+def measure(sizes: list[int], srcs: dict[int, Path], folder: Path,
+            reps: dict[str, int]) -> list[Results]:
+    """Every measurement interleaved over the sizes (and modes), so load drift on a shared
+    machine hits them alike."""
+    res: dict[int, Results] = {n: {"n": n, "size_mb": srcs[n].stat().st_size / 1e6, "bare": [],
+                                   "scan": [], "find": [], "FULL": [], "NORMAL": []} for n in sizes}
+    plains, stores = {}, {}
+    for n in sizes:  # reads run on their own copy, opened once (warm, like a running daemon)
+        reads = folder / f"reads-{n}.db"
+        fresh_copy(srcs[n], reads)
+        plains[n] = sqlite3.connect(reads)
+        res[n]["plan"] = " / ".join(
+            r[3] for r in plains[n].execute("EXPLAIN QUERY PLAN " + BARE_SQL, (0,)))
+        bare_query(plains[n])
+        stores[n] = SqliteStore(f"sqlite:///{reads}")
+        store_find(stores[n])
+    for what, once in (("bare", lambda n: bare_query(plains[n])),
+                       ("scan", lambda n: full_scan(plains[n])),
+                       ("find", lambda n: store_find(stores[n]))):
+        for _ in range(reps[what]):
+            for n in sizes:
+                gc.collect()
+                res[n][what].append(once(n))
+    for n in sizes:
+        plains[n].close()
+        stores[n].close()
+        for f in folder.glob(f"reads-{n}.db*"):
+            f.unlink()
+    for rep in range(reps["sweep"]):
+        for sync in ("FULL", "NORMAL"):
+            for n in sizes:
+                res[n][sync].append(one_sweep(srcs[n], folder / "work.db", sync))
+        print(f"  sweep repetition {rep + 1} of {reps['sweep']} done", flush=True)
+    return [res[n] for n in sizes]
 
 
 def ms(seconds: float) -> str:
@@ -376,7 +383,7 @@ def report(results: list[Results]) -> None:
     n0 = f"{base['n']:,}"
 
     print("finding 1,000 due tasks (ms, best of reps; ratios against baselines of the same size)")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in results:
         bare, scan, find = min(r["bare"]), min(r["scan"]), min(r["find"])
         rows.append((f"{r['n']:,}", f"{r['size_mb']:,.0f}", ms(bare), ms(scan), ms(find),
@@ -389,23 +396,26 @@ def report(results: list[Results]) -> None:
     for sync in ("FULL", "NORMAL"):
         s0 = best(base[sync], "sweep")
         print(f"whole sweep, synchronous={sync} (record_due + deliver_pending of 1,000 reminders "
-              f"to a memory sink; ms, best of reps, fresh DB copy each)")
+              f"to a memory sink; ms, best of reps unless median, fresh DB copy each)")
         rows = []
         for r in results:
             runs = r[sync]
             sw = best(runs, "sweep")
             find_in = best(runs, "find")
+            med = statistics.median(x["sweep"] for x in runs)
             rows.append((f"{r['n']:,}", ms(find_in), ms(best(runs, "record")),
-                         ms(best(runs, "deliver")), ms(sw), f"{runs[0]['recorded']:,}",
+                         ms(best(runs, "deliver")), ms(sw), ms(med), f"{runs[0]['recorded']:,}",
                          f"{runs[0]['delivered']:,}", f"{sw / s0:.2f}",
                          f"{find_in / min(r['bare']):.1f}x", f"{sw / min(r['scan']):.2f}",
                          spread([x["sweep"] for x in runs])))
-        print_table(("tasks", "finding", "record_due", "deliver", "sweep", "recorded",
+        print_table(("tasks", "finding", "record_due", "deliver", "sweep", "sweep median", "recorded",
                      "delivered", f"sweep/sweep({n0})", "finding/bare", "sweep/full scan",
                      "sweep spread"), rows)
         print()
 
-    print("finding = due_for_reminders inside the sweep (fresh connection); record_due includes it")
+    pages = results[-1]["FULL"][0]["pages"]
+    print(f"finding = due_for_reminders inside the sweep (fresh connection; {pages} calls: record_due "
+          f"reads pages of 1,000 until one is short); record_due includes it")
     print(f"query plan of the bare query: {results[-1]['plan']}")
     print()
     last = results[-1]
@@ -466,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="10k and 100k tasks, fewer repetitions")
     p.add_argument("--sizes", help="comma-separated task counts, multiples of 1000 "
                    "(default 10000,100000,1000000; quick 10000,100000); the first is the baseline")
-    p.add_argument("--reps", type=int, help="sweep repetitions per size and mode (default 3; quick 1)")
+    p.add_argument("--reps", type=int, help="sweep repetitions per size and mode (default 5; quick 1)")
     p.add_argument("--dir", help="folder for the database files (default: a new temp folder)")
     p.add_argument("--profile", type=int, metavar="N",
                    help="instead: cProfile one sweep at N tasks (top functions, cumulative and own time)")
@@ -481,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sizes = ([int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes
                  else [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
-        sweeps = args.reps or (1 if args.quick else 3)
+        sweeps = args.reps or (1 if args.quick else 5)
         reps = {"bare": 20, "scan": 2 if args.quick else 3, "find": 5 if args.quick else 10,
                 "sweep": sweeps}
         print(f"sweep: {', '.join(f'{n:,}' for n in sizes)} open tasks, {DUE:,} due at "
@@ -492,13 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average before {load()}", flush=True)
         t0 = time.perf_counter()
         tpl = Templates()
-        results = []
-        for n in sizes:
-            src = build_db(folder, n, tpl)
-            results.append(measure_size(n, src, folder, reps))
-            for f in folder.glob(f"work-{n}.db*"):
-                f.unlink()
-            print(f"  measured {n:,} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
+        srcs = {n: build_db(folder, n, tpl) for n in sizes}  # cached for the whole run
+        results = measure(sizes, srcs, folder, reps)
         print()
         report(results)
         print(f"\n(total {time.perf_counter() - t0:.1f} s; load average after {load()}; "

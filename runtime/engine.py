@@ -42,7 +42,7 @@ from runtime.model import (
     record_id,
     task_id_for,
 )
-from runtime.reminders import Firing, schedule_fields
+from runtime.reminders import LATE_AFTER, Firing, schedule_fields
 from runtime.store import Changes, Store
 
 BOOKKEEPING = frozenset({"updated_at", "version", "next_reminder_at", "reminder_cursor"})
@@ -117,7 +117,8 @@ def event_for(
     )
 
 
-def reminder_from(firing: Firing, recorded_at: datetime, *, late: bool = False) -> Reminder:
+def reminder_from(firing: Firing, recorded_at: datetime) -> Reminder:
+    """The record of ``firing``, recorded at ``recorded_at`` (late if well after its instant)."""
     return Reminder(
         reminder_id=firing.reminder_id,
         kind=firing.kind,
@@ -127,7 +128,7 @@ def reminder_from(firing: Firing, recorded_at: datetime, *, late: bool = False) 
         task_id=firing.task_id,
         fire_at=firing.fire_at,
         recorded_at=recorded_at,
-        late=late,
+        late=recorded_at - firing.fire_at > LATE_AFTER,
         deliver_after=recorded_at,
         summary=firing.summary,
     )

@@ -27,6 +27,10 @@ from runtime.model import (
 from runtime.proof import missing_proof
 
 
+LATE_AFTER = timedelta(minutes=5)
+"""A reminder recorded more than this after its instant is marked ``late``."""
+
+
 @dataclass(frozen=True)
 class Firing:
     """A reminder that fires (or fired) at ``fire_at``; recorded as a Reminder record."""

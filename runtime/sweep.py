@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runtime.engine import Services, create_bundle, event_for, reminder_from
+from runtime.engine import Services, build_bundle, create_bundle, event_for, reminder_from
 from runtime.errors import ConflictError, DataopsError, NotFoundError
 from runtime.model import (
     Bundle,
@@ -34,7 +34,7 @@ from runtime.model import (
     Task,
 )
 from runtime.notify import DeliveryError, Sink, payload_of
-from runtime.reminders import Firing, due_between, firings_of, next_after
+from runtime.reminders import LATE_AFTER, Firing, due_between, firings_of, next_after
 from runtime.store import MAX_ITEMS_PER_COMMIT, Changes
 
 
@@ -52,8 +52,6 @@ class RetryPolicy:
         return min(self.cap, self.base * (self.factor ** max(0, attempts - 1)))
 
 
-LATE_AFTER = timedelta(minutes=5)
-"""A reminder recorded more than this after its instant is marked ``late``."""
 
 
 @dataclass
@@ -104,8 +102,21 @@ def preview_due(svc: Services, at: datetime, limit: int = 100_000) -> list[Firin
     for rec in svc.store.due_for_reminders(at, limit):
         due, _ = _due_firings(rec, bundles.of(rec), at)
         out += [f for f in due if svc.store.find(Reminder, f.reminder_id) is None]
-    out += [f for f in _schedule_firings(svc, at) if svc.store.find(Bundle, f.bundle_id or "") is None]
+    for firing in _schedule_firings(svc, at):
+        if svc.store.find(Bundle, firing.bundle_id or "") is None:
+            out.append(firing)
+            out += _firings_of_new_bundle(svc, firing, at)
     out.sort(key=lambda f: (f.fire_at, f.kind, f.entity_id))
+    return out
+
+
+def _firings_of_new_bundle(svc: Services, recurring: Firing, at: datetime) -> list[Firing]:
+    """What the bundle a schedule firing creates would have due at ``at`` (a preview)."""
+    template_id, _, anchor = recurring.entity_id.rpartition("/")
+    bundle, tasks = build_bundle(svc.content.workflow(template_id), date.fromisoformat(anchor), at)
+    out: list[Firing] = []
+    for rec in [bundle, *tasks]:
+        out += _due_firings(rec, bundle, at)[0]
     return out
 
 
@@ -139,7 +150,7 @@ def _record_changes(svc: Services, rec: Task | Bundle, bundle: Bundle, now: date
         if svc.store.find(Reminder, firing.reminder_id) is not None:
             report.skipped += 1
             continue
-        reminder = reminder_from(firing, now, late=now - firing.fire_at > LATE_AFTER)
+        reminder = reminder_from(firing, now)
         changes.creates.append(reminder)
         changes.events.append(event_for(svc.actor, now, "record",
                                         firing.summary + (" (late)" if reminder.late else ""),
@@ -208,7 +219,14 @@ def _anchor_for(trigger: ScheduleTrigger, fire_at: datetime, zone: str) -> date:
     return fire_at.astimezone(ZoneInfo(zone)).date() + timedelta(days=trigger.anchor_offset_days)
 
 
-def _schedule_firings(svc: Services, now: datetime, catch_up: timedelta = timedelta(days=7)) -> list[Firing]:
+CATCH_UP = timedelta(days=8)
+"""How far back a sweep looks for a schedule's latest firing (a week and a day, so a daemon
+that was down for a whole week still creates last week's bundle). Only the latest firing is
+caught up: a daemon down across two firings creates the newer bundle only (documented in
+docs/reminders.md); older ones can be created with `dataops bundle create`."""
+
+
+def _schedule_firings(svc: Services, now: datetime, catch_up: timedelta = CATCH_UP) -> list[Firing]:
     """For each schedule-triggered definition, its latest cron firing at or before ``now``
     (within ``catch_up``), as the ``recurring`` reminder it gives."""
     from runtime.schedule import firings
