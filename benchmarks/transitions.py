@@ -27,15 +27,22 @@ task spec's states and transitions (with the spec's guards and effects as condit
 * (c) one ``Machine`` with every task object attached by ``add_model``.
 
 For each N: setup time (building the machine(s) and attaching the tasks), time per trigger
-(wait and resume, alternating over the N tasks in a shuffled order, after an untimed start),
-the cost of attaching one more task as a runtime that loads a task per command would (none for
-(a); a new Machine for (b); ``add_model`` + ``remove_model`` with N attached for (c)), and the
-memory retained per task (tracemalloc, in a separate untimed pass; the task objects
-themselves and the fixed cost of a shared machine are not counted).
+(an untimed start on a random sample of the N held tasks, then wait and resume on each, timed
+per chunk of 2,000 tasks; the best and the median chunk are printed), the cost of attaching
+one more task as a runtime that loads a task per command would (none for (a); a new Machine
+for (b); ``add_model`` + ``remove_model`` with N attached for (c)), and the memory retained
+per task (tracemalloc, in a separate untimed pass; the task objects themselves and the fixed
+cost of a shared machine are not counted). Building (c) at 100k as shipped would take minutes
+(``add_model`` scans the list of attached models): that row's setup time is extrapolated from
+measured adds, and says so.
 
-    python benchmarks/transitions.py            # full run (several minutes, < 8 GB)
-    python benchmarks/transitions.py --quick    # under a minute (samples where it says so)
-    python benchmarks/transitions.py --profile  # also cProfile one engine run (sqlite, FULL)
+    python benchmarks/transitions.py            # full run (about 10 minutes, peak ~4.5 GB)
+    python benchmarks/transitions.py --quick    # under a minute; says what it leaves out
+    python benchmarks/transitions.py --profile  # also: time per SQL statement and cProfile
+                                                # of engine commands (sqlite, 10k tasks)
+
+The machine is often shared: the load average is printed; engine numbers are the best of
+5 interleaved repetitions (1 with --quick), and CPU time is printed beside wall time.
 
 Prints tables with ratios against the baselines measured in the same run; never asserts on
 timings. Goals (from the issue): engine >= 0.50 x raw SQLite's commands/s at the same

@@ -26,7 +26,6 @@ from runtime.model import (
 )
 from runtime.proof import missing_proof
 
-
 LATE_AFTER = timedelta(minutes=5)
 """A reminder recorded more than this after its instant is marked ``late``."""
 

@@ -34,7 +34,7 @@ from runtime.model import (
     Task,
 )
 from runtime.notify import DeliveryError, Sink, payload_of
-from runtime.reminders import LATE_AFTER, Firing, due_between, firings_of, next_after
+from runtime.reminders import Firing, due_between, firings_of, next_after
 from runtime.store import MAX_ITEMS_PER_COMMIT, Changes
 
 

@@ -155,8 +155,8 @@ def test_import_round_trips_every_id(populated: Path, cli, tmp_path: Path, targe
     if target == "memory://":
         # a memory store lives in one process: import and re-export in one library call
         from runtime.export import export_store, import_export
-        from runtime.store import open_store
         from runtime.model.common import utc
+        from runtime.store import open_store
 
         store = open_store(url)
         import_export(store, populated)
