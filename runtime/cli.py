@@ -381,7 +381,8 @@ def cmd_diagrams(ctx: Ctx) -> int:
 
 def cmd_reminders_due(ctx: Ctx) -> int:
     from runtime.model import parse_instant
-    from runtime.sweep import LATE_AFTER, preview_due
+    from runtime.reminders import LATE_AFTER
+    from runtime.sweep import preview_due
 
     svc = ctx.services()
     at = parse_instant(ctx.args.at, "--at") if ctx.args.at else svc.now()

@@ -36,9 +36,9 @@ from runtime.engine import Services
 from runtime.model import Bundle, DeliveryStatus, Reminder, ReminderKind, Task, TaskStatus
 from runtime.model.common import utc
 from runtime.notify import DeliveryError, FileSink, payload_of
+from runtime.reminders import LATE_AFTER
 from runtime.store.sqlite import SqliteStore
 from runtime.sweep import (
-    LATE_AFTER,
     RetryPolicy,
     deliver_pending,
     fire_schedule,
