@@ -21,11 +21,16 @@ class Holidays(Container[date]):
 
     def __init__(self, calendar: BusinessCalendar | None) -> None:
         self.calendar = calendar
+        self._years: dict[int, frozenset[date]] = {}
 
     def __contains__(self, day: object) -> bool:
         if self.calendar is None or not isinstance(day, date):
             return False
-        return day in _holidays(self.calendar.country, self.calendar.subdivision, day.year)
+        year = self._years.get(day.year)
+        if year is None:
+            year = self._years[day.year] = _holidays(
+                self.calendar.country, self.calendar.subdivision, day.year)
+        return day in year
 
 
 def check_calendar(calendar: BusinessCalendar) -> str | None:

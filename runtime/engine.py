@@ -11,11 +11,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.artifacts import ArtifactStore
 from runtime.clock import Clock
-from runtime.content import Content
 from runtime.dates import Holidays, due_date
 from runtime.errors import ConflictError, InputError, NotFoundError, TransitionRejected  # noqa: F401
 from runtime.machines import Context, machine
@@ -42,8 +41,11 @@ from runtime.model import (
     record_id,
     task_id_for,
 )
-from runtime.reminders import LATE_AFTER, Firing, schedule_fields
+from runtime.reminders import LATE_AFTER, Firing, first_task_reminder, schedule_fields
 from runtime.store import Changes, Store
+
+if TYPE_CHECKING:  # content (yaml, difflib) is imported only by the commands that load it
+    from runtime.content import Content
 
 BOOKKEEPING = frozenset({"updated_at", "version", "next_reminder_at", "reminder_cursor"})
 
@@ -104,8 +106,13 @@ def event_for(
         changed = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
         old = {k: old.get(k) for k in changed}
         new = {k: new.get(k) for k in changed}
-    return AuditEvent(
+    if at.tzinfo is None:
+        raise InputError("audit events need an aware instant")
+    # Every field is built here from validated records and an aware clock, so the event skips
+    # re-validating its (large) before/after dicts; a test pins it equal to a validated one.
+    return AuditEvent.model_construct(
         event_id=new_id("evt"),
+        seq=0,
         actor=actor,
         entity_type=kind_of(rec),
         entity_id=record_id(rec),
@@ -113,7 +120,9 @@ def event_for(
         before=old,
         after=new,
         summary=summary,
-        at=at,
+        at=at.astimezone(UTC),
+        prev_hash="",
+        hash="",
     )
 
 
@@ -174,8 +183,11 @@ def build_bundle(
         version=1,
     )
     tasks = []
+    policy = bundle.reminder_settings
     for td in wf.tasks:
-        task = Task(
+        due = due_date(anchor, offset_days=td.offset_days,
+                       offset_business_days=td.offset_business_days, holidays=holidays)
+        tasks.append(Task(
             task_id=task_id_for(bundle_id, td.task_ref),
             bundle_id=bundle_id,
             template_id=wf.template_id,
@@ -183,12 +195,7 @@ def build_bundle(
             title=td.title,
             phase=td.phase,
             assignee=td.assignee or wf.default_assignee,
-            due_date=due_date(
-                anchor,
-                offset_days=td.offset_days,
-                offset_business_days=td.offset_business_days,
-                holidays=holidays,
-            ),
+            due_date=due,
             proof_requirements=list(td.proof),
             instruction_doc_id=td.instruction_doc_id,
             instruction_step_id=td.instruction_step_id,
@@ -196,11 +203,11 @@ def build_bundle(
             validation=td.validation,
             instructions_url=td.instructions_url,
             tags=list(td.tags),
+            next_reminder_at=first_task_reminder(due, wf.timezone, policy),
             created_at=now,
             updated_at=now,
             version=1,
-        )
-        tasks.append(with_schedule(task, bundle))
+        ))
     bundle = with_schedule(bundle.model_copy(update={"stage": stage_of(bundle, tasks)}), bundle)
     return bundle, tasks
 

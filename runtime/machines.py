@@ -21,9 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from transitions import Machine, MachineError
 
 from runtime.errors import DefinitionError, TransitionRejected
 from runtime.proof import missing_proof
@@ -166,6 +164,8 @@ def load_spec(path: Path) -> MachineSpec:
 
     :raises DefinitionError: naming the file and every unknown name.
     """
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = MachineSpec.model_validate(data)
@@ -213,6 +213,8 @@ class SpecMachine:
     """A `transitions` machine built once from a spec and shared by every record."""
 
     def __init__(self, spec: MachineSpec) -> None:
+        from transitions import Machine  # imported when the first machine is built
+
         self.spec = spec
         self._lock = threading.Lock()
         self._cursor = _Cursor()
@@ -298,6 +300,8 @@ class SpecMachine:
         missing = self.check(state, trigger, ctx)
         if missing:
             raise TransitionRejected(entity_id, trigger, missing, state=state)
+        from transitions import MachineError
+
         with self._lock:
             self.machine.set_state(state, model=self._cursor)
             try:

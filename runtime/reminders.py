@@ -94,6 +94,13 @@ def task_firings(task: Task, zone: str, policy: ReminderSettings) -> list[Firing
     return out
 
 
+def first_task_reminder(due: date, zone: str, policy: ReminderSettings) -> datetime:
+    """``next_reminder_at`` of a new task (open, not waiting, nothing swept): its ``due``
+    reminder, which no other reminder of a new task precedes. A shortcut of
+    ``next_after(task_firings(task), None)`` for instantiation's hot path (a test pins them equal)."""
+    return local_instant(due, policy.at, zone)
+
+
 def bundle_firings(bundle: Bundle) -> list[Firing]:
     """A bundle's own reminders: missing required links on its anchor date."""
     if bundle.status != BundleStatus.ACTIVE:

@@ -142,6 +142,13 @@ def path_from_url(url: str) -> tuple[str, dict[str, str]]:
     return path, options
 
 
+class _Clash(Exception):
+    """An insert hit an existing or duplicate ID; turned into ConflictError after rollback."""
+
+    def __init__(self, table: str, key: str, ids: list[str]) -> None:
+        self.table, self.key, self.ids = table, key, ids
+
+
 class SqliteStore:
     """See the module docstring. Safe to share between the threads of one process."""
 
@@ -279,27 +286,52 @@ class SqliteStore:
             except sqlite3.OperationalError as e:
                 raise ThrottledError(f"database is busy: {e}") from e
             try:
-                for rec in changes.creates:
-                    self._insert(rec)
+                self._insert_all(changes.creates)
                 for rec, expected in changes.updates:
                     self._update(rec, expected)
                 placed = self._append_events(changes.events)
                 db.execute("COMMIT")
                 return placed
+            except _Clash as clash:
+                db.execute("ROLLBACK")
+                # after the rollback only what existed before is visible: name the record
+                raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
+                                    "it exists already") from clash.__cause__
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
 
-    def _insert(self, rec: Record) -> None:
-        table, key = _TABLE[kind_of(rec)]
-        cols = {key: record_id(rec), **_columns(rec), "version": record_version(rec)}
-        cols["doc"] = rec.model_dump_json()
-        names = ", ".join(cols)
-        marks = ", ".join("?" * len(cols))
-        try:
-            self._db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(cols.values()))
-        except sqlite3.IntegrityError as e:
-            raise ConflictError(record_id(rec), "it exists already") from e
+    def _insert_all(self, records: list[Record]) -> None:
+        """Insert records, one executemany per table and column set."""
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
+        ids: dict[str, list[str]] = {}
+        for rec in records:
+            table, key = _TABLE[kind_of(rec)]
+            cols = {key: record_id(rec), **_columns(rec), "version": record_version(rec),
+                    "doc": rec.model_dump_json()}
+            groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
+            ids.setdefault(table, []).append(record_id(rec))
+        for (table, names), rows in groups.items():
+            marks = ", ".join("?" * len(names))
+            try:
+                self._db.executemany(
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows
+                )
+            except sqlite3.IntegrityError as e:
+                raise _Clash(table, names[0], ids[table]) from e
+
+    def _clashing(self, table: str, key: str, candidates: list[str]) -> str:
+        """Which of ``candidates`` made an insert fail (a duplicate, or one stored already)."""
+        seen: set[str] = set()
+        for rid in candidates:
+            if rid in seen:
+                return rid
+            seen.add(rid)
+        for rid in candidates:
+            n = self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE {key} = ?", (rid,)).fetchone()
+            if n and n[0]:
+                return rid
+        return candidates[0]
 
     def _update(self, rec: Record, expected: int) -> None:
         table, key = _TABLE[kind_of(rec)]
@@ -324,15 +356,15 @@ class SqliteStore:
         placed = []
         for event in events:
             event = chain(event, prev_seq, prev_hash)
-            try:
-                self._db.execute(
-                    "INSERT INTO audit_events (seq, event_id, entity_id, hash, doc) VALUES (?, ?, ?, ?, ?)",
-                    (event.seq, event.event_id, event.entity_id, event.hash, event.model_dump_json()),
-                )
-            except sqlite3.IntegrityError as e:
-                raise ConflictError(event.event_id, "audit event exists already") from e
             prev_seq, prev_hash = event.seq, event.hash
             placed.append(event)
+        try:
+            self._db.executemany(
+                "INSERT INTO audit_events (seq, event_id, entity_id, hash, doc) VALUES (?, ?, ?, ?, ?)",
+                [(e.seq, e.event_id, e.entity_id, e.hash, e.model_dump_json()) for e in placed],
+            )
+        except sqlite3.IntegrityError as e:
+            raise _Clash("audit_events", "event_id", [p.event_id for p in placed]) from e
         return placed
 
     def close(self) -> None:

@@ -820,3 +820,16 @@ def test_runtime_all_matches_public_names() -> None:
     assert importlib.import_module("runtime").open is runtime.open
     with pytest.raises(AttributeError):
         _ = runtime.no_such_name  # type: ignore[attr-defined]
+
+
+def test_audit_events_built_by_the_engine_are_what_validation_gives(svc) -> None:
+    """event_for skips re-validation for speed; every stored event must still round-trip."""
+    from runtime.model import AuditEvent
+
+    view = engine.create_bundle(svc, "vat-return", date(2026, 11, 2))
+    engine.fire_task(svc, view.tasks[0].task_id, "start")
+    events = svc.store.audit_events()
+    assert events
+    for event in events:
+        assert AuditEvent.model_validate(event.to_json()) == event
+        assert event.content_hash(event.prev_hash) == event.hash

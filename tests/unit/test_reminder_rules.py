@@ -452,3 +452,19 @@ def test_instants_are_utc() -> None:
         assert f.fire_at.tzinfo is not None
         assert f.fire_at.utcoffset() == timedelta(0)
         assert f.fire_at.astimezone(UTC) == f.fire_at
+
+
+def test_first_task_reminder_is_the_general_rule_for_new_tasks() -> None:
+    from datetime import date as _date
+
+    from runtime.content import load_content
+    from runtime.engine import build_bundle
+    from runtime.reminders import next_after, task_firings
+    from tests.conftest import SHIPPED_CONTENT
+
+    content = load_content(SHIPPED_CONTENT)
+    for wf in content.workflows.values():
+        bundle, tasks = build_bundle(wf, _date(2026, 10, 25), utc(2026, 10, 1))
+        for task in tasks:
+            general = next_after(task_firings(task, bundle.timezone, bundle.reminder_settings), None)
+            assert task.next_reminder_at == general
