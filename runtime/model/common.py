@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-
-import orjson
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import orjson
 from datetime import time
 from enum import StrEnum
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import Field
 
 from runtime.model.common import Day, Instant, Record, format_instant
