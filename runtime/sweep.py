@@ -114,10 +114,8 @@ def _firings_of_new_bundle(svc: Services, recurring: Firing, at: datetime) -> li
     """What the bundle a schedule firing creates would have due at ``at`` (a preview)."""
     template_id, _, anchor = recurring.entity_id.rpartition("/")
     bundle, tasks = build_bundle(svc.content.workflow(template_id), date.fromisoformat(anchor), at)
-    out: list[Firing] = []
-    for rec in [bundle, *tasks]:
-        out += _due_firings(rec, bundle, at)[0]
-    return out
+    records: list[Task | Bundle] = [bundle, *tasks]
+    return [f for rec in records for f in _due_firings(rec, bundle, at)[0]]
 
 
 # ---- recording -------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class Record(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The export shape: snake_case, dates as YYYY-MM-DD, instants with an offset."""
         # pydantic-core's JSON serializer + orjson parse is ~5x faster than model_dump(mode="json")
-        return orjson.loads(self.model_dump_json())  # type: ignore[no-any-return]
+        return orjson.loads(self.model_dump_json())
 
 
 # ---- IDs ------------------------------------------------------------------------------------
