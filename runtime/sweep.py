@@ -134,7 +134,7 @@ def record_due(svc: Services, now: datetime, *, limit: int = 1_000,
         seen.update(r.id for r in records)
         report.found += len(records)
         batch = [_record_changes(svc, rec, bundles.of(rec), now, report) for rec in records]
-        _commit_batched(svc, batch, now, report, bundles)
+        _commit_recorded(svc, batch, now, report, bundles)
         if len(page) < limit or not records:
             return report
 
@@ -159,55 +159,70 @@ def _record_changes(svc: Services, rec: Task | Bundle, bundle: Bundle, now: date
     return rec, changes, created
 
 
-def _commit_batched(svc: Services, batch: list[tuple[Task | Bundle, Changes, list[Reminder]]],
-                    now: datetime, report: SweepReport, bundles: _Bundles) -> None:
-    """Commit many records' changes in as few atomic writes as fit; a conflict in a batch
-    falls back to one write per record, re-reading the record that lost."""
-    pending: list[tuple[Task | Bundle, Changes, list[Reminder]]] = []
+def commit_batched(svc: Services, items: Sequence[Changes]) -> list[bool]:
+    """Commit independent changes in as few atomic writes as fit (each write at most
+    MAX_ITEMS_PER_COMMIT items); when a merged write conflicts, its parts are retried one by
+    one. Returns, per item, whether it was written."""
+    done = [False] * len(items)
+    group: list[int] = []
     size = 0
 
     def flush() -> None:
-        nonlocal pending, size
-        if not pending:
+        nonlocal group, size
+        if not group:
             return
         merged = Changes()
-        for _, ch, _ in pending:
-            merged.creates += ch.creates
-            merged.updates += ch.updates
-            merged.events += ch.events
+        for i in group:
+            merged.creates += items[i].creates
+            merged.updates += items[i].updates
+            merged.events += items[i].events
         try:
             svc.store.commit(merged)
-            for _, _, created in pending:
-                report.recorded += created
-        except ConflictError:
-            for rec, ch, created in pending:
-                _commit_one(svc, rec, ch, created, now, report, bundles)
-        pending, size = [], 0
+            for i in group:
+                done[i] = True
+        except (ConflictError, NotFoundError):
+            if len(group) > 1:
+                for i in group:
+                    try:
+                        svc.store.commit(items[i])
+                        done[i] = True
+                    except (ConflictError, NotFoundError):
+                        pass
+        group, size = [], 0
 
-    for item in batch:
-        n = item[1].size()
-        if size + n > MAX_ITEMS_PER_COMMIT:
+    for i, item in enumerate(items):
+        if size + item.size() > MAX_ITEMS_PER_COMMIT:
             flush()
-        pending.append(item)
-        size += n
+        group.append(i)
+        size += item.size()
     flush()
+    return done
 
 
-def _commit_one(svc: Services, rec: Task | Bundle, changes: Changes, created: list[Reminder],
-                now: datetime, report: SweepReport, bundles: _Bundles, attempts: int = 3) -> None:
+def _commit_recorded(svc: Services, batch: list[tuple[Task | Bundle, Changes, list[Reminder]]],
+                     now: datetime, report: SweepReport, bundles: _Bundles) -> None:
+    """Commit the sweep's writes in batches; a record that lost a race is re-read and retried."""
+    written = commit_batched(svc, [changes for _, changes, _ in batch])
+    for ok, (rec, _, created) in zip(written, batch, strict=True):
+        if ok:
+            report.recorded += created
+        else:
+            _retry_record(svc, rec, now, report, bundles)
+
+
+def _retry_record(svc: Services, rec: Task | Bundle, now: datetime, report: SweepReport,
+                  bundles: _Bundles, attempts: int = 3) -> None:
     for _ in range(attempts):
+        fresh = svc.store.find(type(rec), rec.id)
+        if fresh is None or fresh.next_reminder_at is None or fresh.next_reminder_at > now:
+            return  # another sweep recorded it (or the record is gone)
+        _, changes, created = _record_changes(svc, fresh, bundles.of(fresh), now, report)
         try:
             svc.store.commit(changes)
             report.recorded += created
             return
         except (ConflictError, NotFoundError):
-            fresh = svc.store.find(type(rec), rec.id)
-            if fresh is None or fresh.next_reminder_at is None or fresh.next_reminder_at > now:
-                report.skipped += len(created)  # another sweep did it
-                return
             rec = fresh
-            _, changes, created = _record_changes(svc, fresh, bundles.of(fresh), now, report)
-    report.skipped += len(created)
 
 
 # ---- recurring -------------------------------------------------------------------------------
@@ -298,22 +313,30 @@ def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
 
 
 def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
-                    policy: RetryPolicy | None = None, limit: int = 10_000,
+                    policy: RetryPolicy | None = None, limit: int = 50,
                     report: SweepReport | None = None) -> SweepReport:
-    """Deliver every pending reminder whose time has come to every sink."""
+    """Deliver every pending reminder whose time has come to every sink: claim a page of
+    ``limit`` (one conditional write), deliver them, settle the outcomes (batched), repeat.
+    A daemon that dies mid-page leaves at most ``limit`` reminders leased until the lease
+    runs out; they are delivered then, none lost."""
     report = report or SweepReport()
     policy = policy or RetryPolicy()
-    for reminder in svc.store.pending_deliveries(now, limit):
-        claimed = reminder.model_copy(update={
-            "attempts": reminder.attempts + 1, "deliver_after": now + policy.lease,
-            "version": reminder.version + 1})
-        try:
-            svc.store.commit(Changes(updates=[(claimed, reminder.version)]))
-        except ConflictError:
-            continue  # another daemon claimed it
-        error = _deliver(sinks, payload_of(claimed))
-        _settle_delivery(svc, claimed, error, now, policy, report)
-    return report
+    while True:
+        page = svc.store.pending_deliveries(now, limit)
+        claims = [
+            r.model_copy(update={"attempts": r.attempts + 1, "deliver_after": now + policy.lease,
+                                 "version": r.version + 1})
+            for r in page
+        ]
+        won = commit_batched(svc, [Changes(updates=[(c, r.version)]) for c, r in zip(claims, page, strict=True)])
+        claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
+        outcomes = [_settle_delivery(svc, c, _deliver(sinks, payload_of(c)), now, policy) for c in claimed]
+        written = commit_batched(svc, [changes for changes, _, _ in outcomes])
+        for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
+            if ok:  # else the lease ran out and another daemon settles it
+                getattr(report, bucket).append(done)
+        if len(page) < limit or not claimed:
+            return report
 
 
 def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
@@ -329,7 +352,8 @@ def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
 
 
 def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,
-                     policy: RetryPolicy, report: SweepReport) -> None:
+                     policy: RetryPolicy) -> tuple[Changes, str, Reminder]:
+    """The writes that record a delivery's outcome, the report bucket, the settled reminder."""
     changes = Changes()
     if error is None:
         done = claimed.model_copy(update={"delivery_status": DeliveryStatus.DELIVERED,
@@ -339,7 +363,7 @@ def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: d
         changes.events.append(event_for(svc.actor, now, "deliver",
                                         f"delivered {claimed.kind} reminder {claimed.reminder_id}",
                                         claimed, done))
-        bucket = report.delivered
+        bucket = "delivered"
     elif claimed.attempts < policy.max_attempts:
         done = claimed.model_copy(update={"deliver_after": now + policy.backoff(claimed.attempts),
                                           "last_error": error, "version": claimed.version + 1})
@@ -347,7 +371,7 @@ def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: d
         changes.events.append(event_for(svc.actor, now, "retry",
                                         f"delivery attempt {claimed.attempts} of {claimed.reminder_id} failed: {error}",
                                         claimed, done))
-        bucket = report.retried
+        bucket = "retried"
     else:
         done = claimed.model_copy(update={"delivery_status": DeliveryStatus.FAILED,
                                           "deliver_after": None, "last_error": error,
@@ -366,12 +390,8 @@ def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: d
             failure = reminder_from(firing, now)
             changes.creates.append(failure)
             changes.events.append(event_for(svc.actor, now, "record", firing.summary, None, failure))
-        bucket = report.failed
-    try:
-        svc.store.commit(changes)
-        bucket.append(done)
-    except ConflictError:
-        pass  # the lease ran out and another daemon took over; it settles the reminder
+        bucket = "failed"
+    return changes, bucket, done
 
 
 def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,

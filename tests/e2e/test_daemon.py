@@ -271,8 +271,8 @@ sweep(svc, [Stuck()])
 
 def test_a_daemon_killed_while_delivering_loses_nothing(
         populated: tuple[str, Services], tmp_path: Path, content_dir: Path) -> None:
-    """Killed after claiming one reminder: the next daemon delivers all the others at once and
-    that one when its lease has run out; each exactly once."""
+    """Killed in the middle of delivering the page it claimed: the next daemon delivers all the
+    others at once and that page when its lease has run out; each exactly once."""
     url, svc = populated
     svc.store.close()
     child = subprocess.Popen([sys.executable, "-c", KILLED_WHILE_DELIVERING, url,
@@ -295,8 +295,11 @@ def test_a_daemon_killed_while_delivering_loses_nothing(
     delivered = [d["reminder_id"] for d in sink_lines(sink)]
     assert stuck_id not in delivered  # still leased by the dead daemon
     pending = [r for r in fresh_reminders(url) if r.delivery_status == DeliveryStatus.PENDING]
-    assert [r.reminder_id for r in pending] == [stuck_id]
-    assert pending[0].attempts == 1
+    # only the dead daemon's claimed page waits for its lease; it holds the stuck reminder
+    assert stuck_id in [r.reminder_id for r in pending]
+    assert 1 <= len(pending) <= 50
+    assert all(r.attempts == 1 for r in pending)
+    assert len(delivered) == len(fresh_reminders(url)) - len(pending)
     run_at((NOW + RetryPolicy().lease).isoformat())
     assert_delivered_exactly_once(url, sink)
 
