@@ -89,19 +89,24 @@ class BundleView:
 # ---- audit helpers ---------------------------------------------------------------------------
 
 
-def _visible(rec: Record) -> dict[str, Any]:
-    data = rec.to_json()
+def _visible(rec: Record, fields: set[str] | None = None) -> dict[str, Any]:
+    if fields is None:
+        data = rec.to_json()
+    else:  # serialise only the fields a command touched
+        data = rec.model_dump(mode="json", include=fields)
     return {k: v for k, v in data.items() if k not in BOOKKEEPING}
 
 
 def event_for(
-    actor: str, at: datetime, action: str, summary: str, before: Record | None, after: Record | None
+    actor: str, at: datetime, action: str, summary: str, before: Record | None, after: Record | None,
+    fields: set[str] | None = None,
 ) -> AuditEvent:
-    """An audit event with the before/after of the fields that changed."""
+    """An audit event with the before/after of the fields that changed (of ``fields`` only,
+    when the caller knows which fields it touched)."""
     rec = after or before
     assert rec is not None
-    old = _visible(before) if before is not None else None
-    new = _visible(after) if after is not None else None
+    old = _visible(before, fields) if before is not None else None
+    new = _visible(after, fields) if after is not None else None
     if old is not None and new is not None:
         changed = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
         old = {k: old.get(k) for k in changed}
@@ -324,13 +329,11 @@ def _settle_bundle(
 class _Loaded:
     task: Task
     bundle: Bundle
-    siblings: list[Task]
 
 
 def _load(svc: Services, task_id: str) -> _Loaded:
     task = svc.store.get(Task, task_id)
-    bundle = svc.store.get(Bundle, task.bundle_id)
-    return _Loaded(task, bundle, svc.store.tasks_of(task.bundle_id))
+    return _Loaded(task, svc.store.get(Bundle, task.bundle_id))
 
 
 def _write_task(
@@ -348,9 +351,13 @@ def _write_task(
     new = with_schedule(new, loaded.bundle)
     changes = extra or Changes()
     changes.updates.append((new, old.version))
-    changes.events.append(event_for(svc.actor, now, action, summary, old, new))
-    tasks = [new if t.task_id == new.task_id else t for t in loaded.siblings]
-    _settle_bundle(svc, loaded.bundle, tasks, now, changes)
+    changes.events.append(event_for(svc.actor, now, action, summary, old, new, set(updates)))
+    if old.status.is_open != new.status.is_open:
+        # a bundle's stage and status depend only on which of its tasks are open: read the
+        # siblings only when this task opened or closed (the bundle write is version-checked,
+        # so two tasks closing at once cannot both settle it from a stale view)
+        tasks = [new if t.task_id == new.task_id else t for t in svc.store.tasks_of(old.bundle_id)]
+        _settle_bundle(svc, loaded.bundle, tasks, now, changes)
     svc.store.commit(changes)
     return new
 
