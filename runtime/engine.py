@@ -90,10 +90,8 @@ class BundleView:
 
 
 def _visible(rec: Record, fields: set[str] | None = None) -> dict[str, Any]:
-    if fields is None:
-        data = rec.to_json()
-    else:  # serialise only the fields a command touched
-        data = rec.model_dump(mode="json", include=fields)
+    # with ``fields``, serialise only the fields a command touched
+    data = rec.to_json() if fields is None else rec.model_dump(mode="json", include=fields)
     return {k: v for k, v in data.items() if k not in BOOKKEEPING}
 
 
