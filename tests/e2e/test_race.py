@@ -106,14 +106,14 @@ def test_a_lost_race_in_one_command_writes_none_of_it(two: tuple[Services, Servi
 
 class _RaceAfterLoad:
     """A store proxy that lets another writer commit right after this one loaded the task's
-    siblings (the last read of ``engine._load``): a lost race, forced deterministically."""
+    bundle (the last read before a command writes): a lost race, forced deterministically."""
 
     def __init__(self, inner: SqliteStore, rival: Any) -> None:
         self._inner, self._rival, self._armed = inner, rival, True
 
-    def tasks_of(self, bundle_id: str) -> list[Task]:
-        result = self._inner.tasks_of(bundle_id)
-        if self._armed:
+    def get(self, kind: type, record_id: str) -> Any:
+        result = self._inner.get(kind, record_id)
+        if kind is Bundle and self._armed:
             self._armed = False
             self._rival()
         return result
