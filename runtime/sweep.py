@@ -354,43 +354,34 @@ def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
 def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,
                      policy: RetryPolicy) -> tuple[Changes, str, Reminder]:
     """The writes that record a delivery's outcome, the report bucket, the settled reminder."""
-    changes = Changes()
+    rid = claimed.reminder_id
+    update: dict[str, Any]
     if error is None:
-        done = claimed.model_copy(update={"delivery_status": DeliveryStatus.DELIVERED,
-                                          "deliver_after": None, "last_error": None,
-                                          "version": claimed.version + 1})
-        changes.updates.append((done, claimed.version))
-        changes.events.append(event_for(svc.actor, now, "deliver",
-                                        f"delivered {claimed.kind} reminder {claimed.reminder_id}",
-                                        claimed, done))
-        bucket = "delivered"
+        bucket, action, summary = "delivered", "deliver", f"delivered {claimed.kind} reminder {rid}"
+        update = {"delivery_status": DeliveryStatus.DELIVERED, "deliver_after": None,
+                  "last_error": None}
     elif claimed.attempts < policy.max_attempts:
-        done = claimed.model_copy(update={"deliver_after": now + policy.backoff(claimed.attempts),
-                                          "last_error": error, "version": claimed.version + 1})
-        changes.updates.append((done, claimed.version))
-        changes.events.append(event_for(svc.actor, now, "retry",
-                                        f"delivery attempt {claimed.attempts} of {claimed.reminder_id} failed: {error}",
-                                        claimed, done))
-        bucket = "retried"
+        bucket, action = "retried", "retry"
+        summary = f"delivery attempt {claimed.attempts} of {rid} failed: {error}"
+        update = {"deliver_after": now + policy.backoff(claimed.attempts), "last_error": error}
     else:
-        done = claimed.model_copy(update={"delivery_status": DeliveryStatus.FAILED,
-                                          "deliver_after": None, "last_error": error,
-                                          "version": claimed.version + 1})
-        changes.updates.append((done, claimed.version))
-        changes.events.append(event_for(svc.actor, now, "fail",
-                                        f"delivery of {claimed.reminder_id} failed {claimed.attempts} times: {error}",
-                                        claimed, done))
-        if claimed.kind != ReminderKind.AUTOMATION_FAILURE:
-            firing = Firing(
-                ReminderKind.AUTOMATION_FAILURE, "reminder", claimed.reminder_id, claimed.bundle_id,
-                claimed.task_id, now,
-                f"could not deliver {claimed.kind} reminder {claimed.reminder_id} after "
-                f"{claimed.attempts} attempts: {error}",
-            )
-            failure = reminder_from(firing, now)
-            changes.creates.append(failure)
-            changes.events.append(event_for(svc.actor, now, "record", firing.summary, None, failure))
-        bucket = "failed"
+        bucket, action = "failed", "fail"
+        summary = f"delivery of {rid} failed {claimed.attempts} times: {error}"
+        update = {"delivery_status": DeliveryStatus.FAILED, "deliver_after": None,
+                  "last_error": error}
+    done = claimed.model_copy(update={**update, "version": claimed.version + 1})
+    changes = Changes(updates=[(done, claimed.version)])
+    changes.events.append(event_for(svc.actor, now, action, summary, claimed, done, set(update)))
+    if bucket == "failed" and claimed.kind != ReminderKind.AUTOMATION_FAILURE:
+        # one automation_failure per failed reminder; never one about a failed failure
+        firing = Firing(
+            ReminderKind.AUTOMATION_FAILURE, "reminder", rid, claimed.bundle_id, claimed.task_id,
+            now, f"could not deliver {claimed.kind} reminder {rid} after {claimed.attempts} "
+            f"attempts: {error}",
+        )
+        failure = reminder_from(firing, now)
+        changes.creates.append(failure)
+        changes.events.append(event_for(svc.actor, now, "record", firing.summary, None, failure))
     return changes, bucket, done
 
 
