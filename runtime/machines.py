@@ -156,6 +156,14 @@ EFFECTS: dict[str, Effect] = {
 }
 
 
+# The triggers the engine fires, per spec: a spec must define each and nothing else, so a
+# renamed or misspelt trigger fails when the spec loads, not when an operator runs a command.
+TRIGGERS: dict[str, frozenset[str]] = {
+    "task": frozenset({"start", "wait", "resume", "complete", "cancel", "reopen"}),
+    "bundle": frozenset({"complete", "reactivate", "cancel"}),
+}
+
+
 # ---- loading --------------------------------------------------------------------------------
 
 
@@ -177,6 +185,18 @@ def load_spec(path: Path) -> MachineSpec:
         ) from None
     problems = []
     states = set(spec.state_names)
+    if len(states) != len(spec.state_names):
+        problems.append(f"{path}: states: a state is listed twice")
+    known = TRIGGERS.get(spec.name)
+    if known is None:
+        problems.append(f"{path}: name: unknown machine {spec.name!r} (known: {', '.join(sorted(TRIGGERS))})")
+    else:
+        defined = {t.trigger for t in spec.transitions}
+        for trigger in sorted(defined - known):
+            problems.append(f"{path}: transition {trigger}: unknown trigger {trigger!r} "
+                            f"(the engine fires: {', '.join(sorted(known))})")
+        for trigger in sorted(known - defined):
+            problems.append(f"{path}: transitions: trigger {trigger!r} is missing; the engine fires it")
     if spec.initial not in states:
         problems.append(f"{path}: initial: unknown state {spec.initial!r}")
     for t in spec.transitions:

@@ -1,0 +1,90 @@
+"""Machine specs: loading fails loudly, naming the file and the unknown name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runtime.errors import DefinitionError
+from runtime.machines import MACHINES_DIR, load_spec, machine
+
+
+def _spec(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load((MACHINES_DIR / "task.yaml").read_text())
+    edit(data)
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _fails(path: Path, *needles: str) -> None:
+    with pytest.raises(DefinitionError) as err:
+        load_spec(path)
+    assert str(path) in str(err.value)
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
+def test_the_shipped_specs_load() -> None:
+    for name in ("task", "bundle"):
+        spec = load_spec(MACHINES_DIR / f"{name}.yaml")
+        assert spec.name == name
+
+
+def test_unknown_guard(tmp_path: Path) -> None:
+    _fails(_spec(tmp_path, lambda d: d["transitions"][3]["guards"].append("proof_compleet")),
+           "unknown guard 'proof_compleet'")
+
+
+def test_unknown_effect(tmp_path: Path) -> None:
+    _fails(_spec(tmp_path, lambda d: d["transitions"][0].setdefault("effects", []).append("boom")),
+           "unknown effect 'boom'")
+
+
+def test_unknown_state(tmp_path: Path) -> None:
+    def edit(d):
+        d["transitions"][0]["dest"] = "in_progres"
+
+    _fails(_spec(tmp_path, edit), "unknown state 'in_progres'")
+
+
+def test_unknown_initial(tmp_path: Path) -> None:
+    def edit(d):
+        d["initial"] = "new"
+
+    _fails(_spec(tmp_path, edit), "initial", "'new'")
+
+
+def test_unknown_trigger(tmp_path: Path) -> None:
+    def edit(d):
+        d["transitions"][0]["trigger"] = "begin"
+
+    _fails(_spec(tmp_path, edit), "unknown trigger 'begin'", "'start' is missing")
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    _fails(_spec(tmp_path, lambda d: d.update(inital="todo")), "inital")
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "task.yaml"
+    path.write_text("name: task\nstates: [unclosed\n")
+    _fails(path, "cannot load machine spec")
+
+
+def test_one_machine_per_spec_is_shared() -> None:
+    assert machine("task") is machine("task")
+
+
+def test_check_names_every_unmet_guard_and_changes_nothing() -> None:
+    from runtime.machines import Context
+    from runtime.model.common import utc
+
+    spec = machine("task")
+    ctx = Context(record=None, now=utc(2026, 11, 25), actor="a", args={})
+    missing = spec.check("in_progress", "wait", ctx)
+    assert any("waiting_for" in m for m in missing) and any("follow_up_at" in m for m in missing)
+    assert ctx.changes == {}
+    assert spec.check("done", "start", ctx) == ["not allowed from state done (allowed now: reopen)"]
