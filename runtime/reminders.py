@@ -132,8 +132,24 @@ def due_between(firings: list[Firing], cursor: datetime | None, now: datetime) -
     return [f for f in firings if (cursor is None or f.fire_at > cursor) and f.fire_at <= now]
 
 
+def task_instants(task: Task, zone: str, policy: ReminderSettings) -> list[datetime]:
+    """The instants of :func:`task_firings`, without building their summaries (the write path
+    only needs the next one; ``missing_evidence`` shares the ``due`` instant)."""
+    if not task.status.is_open:
+        return []
+    out = [local_instant(task.due_date + timedelta(days=n), policy.at, zone)
+           for n in range(policy.overdue_repeats + 1)]
+    if task.status == TaskStatus.WAITING and task.follow_up_at is not None:
+        out.append(task.follow_up_at)
+    return out
+
+
 def schedule_fields(
     record: Task | Bundle, zone: str, policy: ReminderSettings
 ) -> dict[str, datetime | None]:
     """The index field a write must store with ``record`` (its cursor unchanged)."""
-    return {"next_reminder_at": next_after(firings_of(record, zone, policy), record.reminder_cursor)}
+    cursor = record.reminder_cursor
+    if isinstance(record, Task):
+        times = [t for t in task_instants(record, zone, policy) if cursor is None or t > cursor]
+        return {"next_reminder_at": min(times) if times else None}
+    return {"next_reminder_at": next_after(bundle_firings(record), cursor)}

@@ -468,3 +468,29 @@ def test_first_task_reminder_is_the_general_rule_for_new_tasks() -> None:
         for task in tasks:
             general = next_after(task_firings(task, bundle.timezone, bundle.reminder_settings), None)
             assert task.next_reminder_at == general
+
+
+def test_the_write_path_schedule_agrees_with_the_rules() -> None:
+    """schedule_fields (instants only) gives what next_after(task_firings(...)) gives."""
+    from datetime import date as _date
+
+    from runtime.content import load_content
+    from runtime.engine import build_bundle
+    from runtime.model import TaskStatus
+    from runtime.reminders import next_after, schedule_fields, task_firings
+    from tests.conftest import SHIPPED_CONTENT
+
+    content = load_content(SHIPPED_CONTENT)
+    cursors = [None, utc(2026, 10, 20, 13), utc(2026, 11, 1, 12), utc(2027, 1, 1)]
+    for wf in content.workflows.values():
+        bundle, tasks = build_bundle(wf, _date(2026, 10, 25), utc(2026, 10, 1))
+        for task in tasks:
+            for status in TaskStatus:
+                for cursor in cursors:
+                    t = task.model_copy(update={
+                        "status": status, "reminder_cursor": cursor,
+                        "waiting_for": "x" if status == TaskStatus.WAITING else None,
+                        "follow_up_at": utc(2026, 10, 30, 16) if status == TaskStatus.WAITING else None})
+                    rules = next_after(task_firings(t, bundle.timezone, bundle.reminder_settings), cursor)
+                    fast = schedule_fields(t, bundle.timezone, bundle.reminder_settings)
+                    assert fast["next_reminder_at"] == rules, (t.task_id, status, cursor)
