@@ -24,7 +24,14 @@ from typing import Any
 from runtime.engine import Services
 from runtime.model import ScheduleTrigger
 from runtime.notify import Sink
-from runtime.sweep import RetryPolicy, SweepReport, fire_schedule, record_failure, sweep
+from runtime.sweep import (
+    CATCH_UP,
+    RetryPolicy,
+    SweepReport,
+    fire_schedule,
+    record_failure,
+    sweep,
+)
 
 log = logging.getLogger("dataops.scheduler")
 
@@ -53,7 +60,15 @@ class Daemon:
         return report
 
     def run_schedule(self, template_id: str) -> None:
-        bundle = fire_schedule(self.svc, template_id, self.svc.now())
+        """A cron job's tick: instantiate for the firing it stands for (the latest at or before
+        now, so a late tick still keys the bundle and its reminder by the cron instant)."""
+        from runtime.schedule import firings
+
+        wf = self.svc.content.workflow(template_id)
+        assert isinstance(wf.trigger, ScheduleTrigger)
+        now = self.svc.now()
+        times = firings(wf.trigger.cron, wf.timezone, now - CATCH_UP, now)
+        bundle = fire_schedule(self.svc, template_id, times[-1] if times else now)
         log.info("schedule of %s: bundle %s", template_id, bundle.bundle_id)
 
     def _job_failed(self, event: Any) -> None:

@@ -1001,3 +1001,21 @@ def test_daemon_run_schedule_creates_the_bundle_once(svc: Services, clock: Fixed
     sweep(svc, [], now=clock.now())
     assert [b.bundle_id for b in svc.store.bundles()] == [NEWSLETTER_BUNDLE]
     assert len(recurring(svc)) == 1
+
+
+def test_a_late_cron_tick_keys_the_bundle_by_the_cron_instant(tmp_path: Path) -> None:
+    """The daemon's cron job, run 90 minutes late, creates the bundle of the firing it stands
+    for and records its recurring reminder at the cron instant, like the sweep's catch-up."""
+    from runtime.scheduler import Daemon
+    from tests.conftest import SHIPPED_CONTENT
+
+    content = load_content(SHIPPED_CONTENT)
+    clock = FixedClock(NEWSLETTER_FIRE + timedelta(minutes=90))
+    svc = Services(store=SqliteStore(f"sqlite:///{tmp_path / 's.db'}"), clock=clock, actor="d",
+                   content_loader=lambda: content)
+    Daemon(svc, []).run_schedule("newsletter")
+    [reminder] = [r for r in svc.store.reminders() if r.kind == ReminderKind.RECURRING]
+    assert reminder.fire_at == NEWSLETTER_FIRE
+    assert reminder.late is True
+    assert preview_due(svc, clock.now()) == [f for f in preview_due(svc, clock.now())
+                                             if f.kind != ReminderKind.RECURRING]
