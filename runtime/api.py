@@ -10,6 +10,7 @@ from runtime import engine
 from runtime.artifacts import ArtifactStore, artifacts_for_store, read_upload
 from runtime.clock import Clock, SystemClock
 from runtime.content import Content, load_content
+from runtime.errors import InputError
 from runtime.model import Artifact, AuditEvent, Bundle, Task, parse_day
 from runtime.store import Store, open_store
 
@@ -125,7 +126,7 @@ class Runtime:
             data, name, ctype = read_upload(str(path))
             filename, content_type = filename or name, content_type or ctype
         if data is None or not filename:
-            raise engine.InputError("attach_file needs a path, or data and a filename")
+            raise InputError("attach_file needs a path, or data and a filename")
         return engine.attach_file(self.services, task_id, data, filename,
                                   content_type or "application/octet-stream")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.artifacts import ArtifactStore
 from runtime.clock import Clock
 from runtime.dates import Holidays, due_date
-from runtime.errors import ConflictError, InputError, NotFoundError, TransitionRejected  # noqa: F401
+from runtime.errors import ConflictError, InputError, TransitionRejected
 from runtime.machines import Context, machine
 from runtime.model import (
     Artifact,
@@ -588,7 +588,7 @@ def get_task(svc: Services, task_id: str) -> Task:
 
 
 __all__ = [
-    "BundleView", "Services", "NotFoundError", "allowed_triggers", "assign_task", "attach_comment",
+    "BundleView", "Services", "allowed_triggers", "assign_task", "attach_comment",
     "attach_external_status", "attach_file", "attach_url", "build_bundle", "cancel_bundle",
     "check_task", "comment_task", "create_bundle", "fire_task", "get_bundle", "get_task",
     "link_bundle", "list_bundles", "list_tasks", "stage_of",
