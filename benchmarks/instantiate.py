@@ -51,9 +51,9 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 # ---- the definition --------------------------------------------------------------------------
 
 
-def definition() -> WorkflowDefinition:
+def definition(template_id: str = "bench-20") -> WorkflowDefinition:
     """A 20-task definition shaped like the shipped ones: phases, proofs, links, a business
-    calendar (half the tasks use business-day offsets)."""
+    calendar (half the tasks use business-day offsets). Shared by the other benchmarks."""
     phases = [{"phase_id": p, "title": p.title()} for p in ("plan", "build", "review", "ship")]
     tasks = []
     for i in range(TASKS):
@@ -79,7 +79,7 @@ def definition() -> WorkflowDefinition:
             task["assignee"] = "reviewer"
         tasks.append(task)
     return WorkflowDefinition.model_validate({
-        "template_id": "bench-20",
+        "template_id": template_id,
         "version": 1,
         "title": "Benchmark workflow with twenty tasks",
         "timezone": "America/Chicago",

@@ -112,47 +112,17 @@ QUICK_MACHINE_SIZES = {"Shared": 100_000, "PerTask": 1_000, "AddModel": 10_000}
 
 
 def definition() -> WorkflowDefinition:
-    """A 20-task definition shaped like the shipped ones: phases, proofs, links, a business
-    calendar (half the tasks use business-day offsets)."""
-    phases = [{"phase_id": p, "title": p.title()} for p in ("plan", "build", "review", "ship")]
-    tasks = []
-    for i in range(TASKS_PER_BUNDLE):
-        task: dict[str, object] = {
-            "task_ref": f"step-{i:02d}",
-            "title": f"Step {i:02d}: do the {i}th thing of the run",
-            "phase": phases[i * len(phases) // TASKS_PER_BUNDLE]["phase_id"],
-            "proof": [
-                {"kind": "url", "label": "Evidence link", "pattern": r"^https://docs\.example\.com/"}
-                if i % 3 == 0 else {"kind": "comment", "label": "Sign-off"}
-            ],
-            "instruction_doc_id": "doc-playbook",
-            "instruction_step_id": f"s{i}",
-            "systems": ["notion", "google-docs"][: 1 + i % 2],
-            "validation": "Checked by a second person; links open; numbers add up",
-            "tags": ["bench", f"group-{i % 4}"],
-        }
-        if i % 2:
-            task["offset_business_days"] = i - TASKS_PER_BUNDLE
-        else:
-            task["offset_days"] = i - TASKS_PER_BUNDLE
-        if i % 5 == 0:
-            task["assignee"] = "reviewer"
-        tasks.append(task)
-    return WorkflowDefinition.model_validate({
-        "template_id": "bench-tx",
-        "version": 1,
-        "title": "Benchmark workflow with twenty tasks",
-        "timezone": "America/Chicago",
-        "default_assignee": "editor",
-        "source_doc_ids": ["doc-playbook"],
-        "references": [{"label": "Archive", "url": "https://example.com/archive"}],
-        "required_bundle_links": [{"key": "draft", "label": "Draft document", "required": True}],
-        "reminders": {"at": "08:30", "overdue_repeats": 2},
-        "business_calendar": {"country": "US"},
-        "phases": phases,
-        "tasks": tasks,
-        "tags": ["bench"],
-    })
+    """The 20-task definition of benchmarks/instantiate.py (loaded by path: this folder is
+    off sys.path, see above), as template ``bench-tx``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_instantiate", HERE / "instantiate.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    wf: WorkflowDefinition = bench.definition("bench-tx")
+    assert len(wf.tasks) == TASKS_PER_BUNDLE
+    return wf
 
 
 def services(store: Any, wf: WorkflowDefinition) -> Services:
