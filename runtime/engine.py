@@ -8,7 +8,7 @@ the records it changed, their audit events and any reminder it records commit to
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -221,10 +221,11 @@ def create_bundle(
     anchor: date,
     title: str | None = None,
     *,
-    extra_reminders: Callable[[Bundle], list[Firing]] | None = None,
+    extra_reminders: Sequence[Firing] = (),
 ) -> BundleView:
     """Instantiate ``template_id`` at ``anchor``; idempotent: the same template and anchor give
     the same bundle, and the second call writes nothing (also when two processes race).
+    ``extra_reminders`` (a schedule's ``recurring``) are recorded in the same write.
 
     :raises NotFoundError: no such template.
     """
@@ -244,7 +245,7 @@ def create_bundle(
         event_for(svc.actor, now, "create", f"created task {t.task_id} due {t.due_date}", None, t)
         for t in tasks
     ]
-    for firing in extra_reminders(bundle) if extra_reminders else []:
+    for firing in extra_reminders:
         reminder = reminder_from(firing, now)
         changes.creates.append(reminder)
         changes.events.append(

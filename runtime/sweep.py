@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -260,10 +260,6 @@ def _schedule_firings(svc: Services, now: datetime, catch_up: timedelta = CATCH_
     return out
 
 
-def _always(firing: Firing) -> Callable[[Bundle], list[Firing]]:
-    return lambda _bundle: [firing]
-
-
 def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = None) -> SweepReport:
     """Instantiate the bundle of each schedule trigger's latest firing, once (idempotent across
     daemons: same template and anchor, same bundle), recording a ``recurring`` reminder with it."""
@@ -271,7 +267,7 @@ def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = No
     for firing in _schedule_firings(svc, now):
         template_id, _, anchor = firing.entity_id.rpartition("/")
         view = create_bundle(svc, template_id, date.fromisoformat(anchor),
-                             extra_reminders=_always(firing))
+                             extra_reminders=[firing])
         if view.created:
             report.bundles_created.append(view.bundle.bundle_id)
     return report
@@ -287,7 +283,7 @@ def fire_schedule(svc: Services, template_id: str, fire_at: datetime) -> Bundle:
     bundle_id = f"{template_id}/{anchor.isoformat()}"
     firing = Firing(ReminderKind.RECURRING, "bundle", bundle_id, bundle_id, None, fire_at,
                     f"schedule {wf.trigger.cron!r} of {template_id} created bundle {bundle_id}")
-    return create_bundle(svc, template_id, anchor, extra_reminders=_always(firing)).bundle
+    return create_bundle(svc, template_id, anchor, extra_reminders=[firing]).bundle
 
 
 # ---- automation failures ---------------------------------------------------------------------
