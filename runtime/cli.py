@@ -85,8 +85,16 @@ def _json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+def _text(value: Any) -> str:
+    """A value as printed for people: instants in ISO-8601 (as in the JSON), None as -."""
+    if value is None:
+        return "-"
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat()) if isoformat else str(value)
+
+
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
-    cells = [[str(c) if c is not None else "-" for c in row] for row in [header, *rows]]
+    cells = [[_text(c) for c in row] for row in [header, *rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     for i, row in enumerate(cells):
         _out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -127,9 +135,9 @@ def print_task(task: Task, allowed: list[str] | None = None) -> None:
     _out(f"bundle      {task.bundle_id}  phase {task.phase}")
     _out(f"assignee    {task.assignee or '-'}   due {task.due_date}")
     if task.waiting_for or task.follow_up_at:
-        _out(f"waiting for {task.waiting_for}  follow up at {task.follow_up_at}")
+        _out(f"waiting for {task.waiting_for}  follow up at {_text(task.follow_up_at)}")
     if task.completed_at:
-        _out(f"completed   {task.completed_at} by {task.completed_by}")
+        _out(f"completed   {_text(task.completed_at)} by {task.completed_by}")
     if task.instruction_doc_id:
         step = f" step {task.instruction_step_id}" if task.instruction_step_id else ""
         _out(f"instructions {task.instruction_doc_id}{step}")
@@ -142,12 +150,12 @@ def print_task(task: Task, allowed: list[str] | None = None) -> None:
     for entry in task.proof:
         what = entry.value if entry.kind != "external_status" else f"{entry.system}={entry.value}"
         ref = f" [{entry.artifact_id}]" if entry.artifact_id else ""
-        _out(f"proof       {entry.kind}: {what}{ref} ({entry.by}, {entry.at})")
+        _out(f"proof       {entry.kind}: {what}{ref} ({entry.by}, {_text(entry.at)})")
     missing = missing_proof(task)
     if missing:
         _out(f"missing     {'; '.join(missing)}")
     for c in task.comments:
-        _out(f"comment     {c.author} {c.created_at}: {c.body}")
+        _out(f"comment     {c.author} {_text(c.created_at)}: {c.body}")
     if allowed is not None:
         _out(f"allowed now {', '.join(allowed) or '(none)'}")
 

@@ -104,7 +104,7 @@ def _script(svc: Any, clock: Any) -> None:
                 engine.attach_external_status(svc, book.task_id, req.system, req.expected)
         _say(f"  resumed and attached proof; still missing: {missing_proof(engine.get_task(svc, book.task_id)) or 'nothing'}")
         done = engine.fire_task(svc, book.task_id, "complete")
-        _say(f"  done at {done.completed_at} by {done.completed_by}")
+        _say(f"  done at {done.completed_at.isoformat() if done.completed_at else '-'} by {done.completed_by}")
         bundle = engine.get_bundle(svc, podcast.bundle.bundle_id).bundle
         _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
 
