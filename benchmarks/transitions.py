@@ -111,16 +111,21 @@ QUICK_MACHINE_SIZES = {"Shared": 100_000, "PerTask": 1_000, "AddModel": 10_000}
 # ---- the definition --------------------------------------------------------------------------
 
 
-def definition() -> WorkflowDefinition:
-    """The 20-task definition of benchmarks/instantiate.py (loaded by path: this folder is
-    off sys.path, see above), as template ``bench-tx``."""
+@functools.cache
+def _instantiate_bench() -> Any:
+    """benchmarks/instantiate.py, loaded by path (this folder is off sys.path, see above)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_instantiate", HERE / "instantiate.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    wf: WorkflowDefinition = bench.definition("bench-tx")
+    return bench
+
+
+def definition() -> WorkflowDefinition:
+    """The 20-task definition of benchmarks/instantiate.py, as template ``bench-tx``."""
+    wf: WorkflowDefinition = _instantiate_bench().definition("bench-tx")
     assert len(wf.tasks) == TASKS_PER_BUNDLE
     return wf
 
@@ -837,18 +842,8 @@ def section(title: str) -> Iterator[None]:
 
 
 def mount_of(path: Path) -> str:
-    """The file system type of ``path`` (fsync cost depends on it), best effort."""
-    try:
-        best, kind = "", "?"
-        real = str(path.resolve())
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and real.startswith(parts[1]) and len(parts[1]) > len(best):
-                    best, kind = parts[1], parts[2]
-        return kind
-    except OSError:
-        return "?"
+    """The file system type of ``path`` (as benchmarks/instantiate.py reports it)."""
+    return str(_instantiate_bench().mount_of(path))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -278,9 +278,6 @@ class SpecMachine:
         run.__name__ = name
         return run
 
-    def is_open(self, state: str) -> bool:
-        return next(s.open for s in self.spec.states if s.name == state)
-
     def triggers_from(self, state: str) -> list[str]:
         return [t.trigger for t in self.spec.transitions if state in t.source]
 

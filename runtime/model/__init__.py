@@ -35,7 +35,6 @@ from runtime.model.definitions import (
 from runtime.model.records import (
     GENESIS_HASH,
     OPEN_TASK_STATES,
-    RECORD_TYPES,
     Artifact,
     AssistantJob,
     AssistantJobStatus,
@@ -59,7 +58,7 @@ from runtime.model.records import (
 )
 
 __all__ = [
-    "GENESIS_HASH", "OPEN_TASK_STATES", "RECORD_TYPES", "Record", "Artifact", "ArtifactProof",
+    "GENESIS_HASH", "OPEN_TASK_STATES", "Record", "Artifact", "ArtifactProof",
     "AssistantJob", "AssistantJobStatus", "AuditEvent", "Bundle", "BundleLink", "BundleLinkSpec",
     "BundleStatus", "BusinessCalendar", "Comment", "CommentProof", "Day", "DeliveryStatus",
     "DocStep", "Document", "ExternalStatusProof", "Instant", "ManualTrigger", "Phase", "PhaseRef",

@@ -265,17 +265,6 @@ def chain(event: AuditEvent, prev_seq: int, prev_hash: str) -> AuditEvent:
     return placed
 
 
-RECORD_TYPES: dict[str, type[Record]] = {
-    "bundle": Bundle,
-    "task": Task,
-    "artifact": Artifact,
-    "assistant_job": AssistantJob,
-    "reminder": Reminder,
-    "audit_event": AuditEvent,
-}
-
-StoredRecord = Bundle | Task | Artifact | AssistantJob | Reminder
-
 
 def record_id(record: Record) -> str:
     return record.id  # type: ignore[attr-defined]

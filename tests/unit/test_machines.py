@@ -88,3 +88,11 @@ def test_check_names_every_unmet_guard_and_changes_nothing() -> None:
     assert any("waiting_for" in m for m in missing) and any("follow_up_at" in m for m in missing)
     assert ctx.changes == {}
     assert spec.check("done", "start", ctx) == ["not allowed from state done (allowed now: reopen)"]
+
+
+def test_open_task_states_are_the_specs_open_states() -> None:
+    """TaskStatus.is_open (used on hot paths without the machine) agrees with machines/task.yaml."""
+    from runtime.model import OPEN_TASK_STATES
+
+    spec = load_spec(MACHINES_DIR / "task.yaml")
+    assert {s.name for s in spec.states if s.open} == {s.value for s in OPEN_TASK_STATES}
