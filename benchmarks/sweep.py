@@ -54,12 +54,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from runtime.reminders import local_instant  # noqa: E402
+from runtime.sweep import SweepReport, deliver_pending, record_due  # noqa: E402
+
 from runtime.clock import FixedClock  # noqa: E402
 from runtime.engine import Services, build_bundle  # noqa: E402
 from runtime.model import Task, WorkflowDefinition  # noqa: E402
-from runtime.reminders import local_instant  # noqa: E402
 from runtime.store.sqlite import SCHEMA, SqliteStore, micros  # noqa: E402
-from runtime.sweep import SweepReport, deliver_pending, record_due  # noqa: E402
 
 TEMPLATES = 50
 TASKS = 20

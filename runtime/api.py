@@ -7,26 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from runtime import engine
-from runtime.artifacts import ArtifactStore, artifacts_for_store, read_upload
-from runtime.clock import Clock, SystemClock
-from runtime.content import Content, load_content
+from runtime.artifacts import ArtifactStore, read_upload
+from runtime.clock import Clock
+from runtime.content import Content
+from runtime.engine import views
+from runtime.engine.audit import VerifyReport, verify
 from runtime.errors import InputError
-from runtime.model import Artifact, AuditEvent, Bundle, Task, parse_day
-from runtime.store import Store, open_store
+from runtime.model import Artifact, AuditEvent, Bundle, Task
+from runtime.model import commands as c
+from runtime.store import Store
+from runtime.wiring import open_services
 
 
 class Runtime:
     """The use cases as methods, bound to one store, content folder, clock and actor.
 
-    Every mutating method is one atomic write with its audit event, and raises the errors of
-    :mod:`runtime.errors` (``TransitionRejected``, ``ConflictError``, ``NotFoundError``,
-    ``InputError``).
+    Every mutating method builds a typed command (validated there: a bad field is an
+    ``InputError`` naming it) and runs it as one atomic write with its audit events, re-run
+    when it lost a race; it raises the errors of :mod:`runtime.errors`
+    (``TransitionRejected``, ``ConflictError``, ``NotFoundError``, ``InputError``, ...).
     """
 
     def __init__(self, services: engine.Services) -> None:
         self.services = services
 
-    # lifecycle
     def close(self) -> None:
         self.services.store.close()
 
@@ -46,78 +50,83 @@ class Runtime:
 
     def as_actor(self, actor: str) -> Runtime:
         """The same runtime acting as someone else (shares the store)."""
-        svc = engine.Services(self.services.store, self.services.clock, actor,
-                              self.services.artifacts, self.services.content_loader,
-                              self.services._content)
-        return Runtime(svc)
+        return Runtime(self.services.as_actor(actor))
+
+    def run(self, command: c.Command) -> Any:
+        """Run any typed command."""
+        return engine.handle(self.services, command)
+
+    def _do(self, cls: type[c.Command], **fields: Any) -> Any:
+        return engine.handle(self.services, c.build(cls, **fields))
 
     # bundles
-    def create_bundle(self, template_id: str, anchor: date | str, title: str | None = None) -> engine.BundleView:
-        day = parse_day(anchor, "anchor") if isinstance(anchor, str) else anchor
-        return engine.create_bundle(self.services, template_id, day, title)
+    def create_bundle(self, template_id: str, anchor: date | str, title: str | None = None) -> views.BundleView:
+        return self._do(c.CreateBundle, template_id=template_id, anchor_date=anchor, title=title)
 
-    def bundle(self, bundle_id: str) -> engine.BundleView:
-        return engine.get_bundle(self.services, bundle_id)
+    def bundle(self, bundle_id: str) -> views.BundleView:
+        return views.get_bundle(self.services, bundle_id)
 
-    def bundles(self, template_id: str | None = None, status: str | None = None) -> list[Bundle]:
-        return engine.list_bundles(self.services, template_id, status)
+    def bundles(self, template_id: str | None = None, status: str | None = None, *,
+                limit: int = 100, cursor: str | None = None) -> list[Bundle]:
+        return views.list_bundles(self.services, template_id, status, limit=limit, cursor=cursor).items
 
-    def link(self, bundle_id: str, key: str, url: str) -> engine.BundleView:
-        return engine.link_bundle(self.services, bundle_id, key, url)
+    def link(self, bundle_id: str, key: str, url: str) -> views.BundleView:
+        return self._do(c.LinkBundle, bundle_id=bundle_id, key=key, url=url)
 
-    def cancel_bundle(self, bundle_id: str, reason: str) -> engine.BundleView:
-        return engine.cancel_bundle(self.services, bundle_id, reason)
+    def cancel_bundle(self, bundle_id: str, reason: str) -> views.BundleView:
+        return self._do(c.CancelBundle, bundle_id=bundle_id, reason=reason)
 
     # tasks
     def task(self, task_id: str) -> Task:
-        return engine.get_task(self.services, task_id)
+        return views.get_task(self.services, task_id)
 
     def tasks(self, bundle_id: str | None = None, status: str | None = None,
-              assignee: str | None = None) -> list[Task]:
-        return engine.list_tasks(self.services, bundle_id, status, assignee)
+              assignee: str | None = None, *, limit: int = 100, cursor: str | None = None) -> list[Task]:
+        return views.list_tasks(self.services, bundle_id, status, assignee, limit=limit,
+                                cursor=cursor).items
 
     def check(self, task_id: str, trigger: str, **args: Any) -> list[str]:
         """What stands in the way of ``trigger`` now (empty: it would be accepted)."""
-        return engine.check_task(self.services, task_id, trigger, **args)
+        return views.check_task(self.services, task_id, trigger, **args)
 
     def allowed(self, task_id: str) -> list[str]:
-        return engine.allowed_triggers(self.services, self.task(task_id))
+        return views.allowed_triggers(self.services, self.task(task_id))
 
     def start(self, task_id: str) -> Task:
-        return engine.fire_task(self.services, task_id, "start")
+        return self._do(c.StartTask, task_id=task_id)
 
-    def wait(self, task_id: str, waiting_for: str, follow_up_at: datetime) -> Task:
-        return engine.fire_task(self.services, task_id, "wait", waiting_for=waiting_for,
-                                follow_up_at=follow_up_at)
+    def wait(self, task_id: str, waiting_for: str, follow_up_at: datetime | str) -> Task:
+        return self._do(c.WaitTask, task_id=task_id, waiting_for=waiting_for,
+                        follow_up_at=follow_up_at)
 
     def resume(self, task_id: str) -> Task:
-        return engine.fire_task(self.services, task_id, "resume")
+        return self._do(c.ResumeTask, task_id=task_id)
 
     def complete(self, task_id: str) -> Task:
-        return engine.fire_task(self.services, task_id, "complete")
+        return self._do(c.CompleteTask, task_id=task_id)
 
     done = complete
 
     def cancel(self, task_id: str, reason: str) -> Task:
-        return engine.fire_task(self.services, task_id, "cancel", reason=reason)
+        return self._do(c.CancelTask, task_id=task_id, reason=reason)
 
     def reopen(self, task_id: str, reason: str) -> Task:
-        return engine.fire_task(self.services, task_id, "reopen", reason=reason)
+        return self._do(c.ReopenTask, task_id=task_id, reason=reason)
 
     def assign(self, task_id: str, assignee: str) -> Task:
-        return engine.assign_task(self.services, task_id, assignee)
+        return self._do(c.AssignTask, task_id=task_id, assignee=assignee)
 
     def comment(self, task_id: str, text: str) -> Task:
-        return engine.comment_task(self.services, task_id, text)
+        return self._do(c.CommentTask, task_id=task_id, body=text)
 
     def attach_url(self, task_id: str, url: str) -> Task:
-        return engine.attach_url(self.services, task_id, url)
+        return self._do(c.AttachUrl, task_id=task_id, url=url)
 
     def attach_comment(self, task_id: str, text: str) -> Task:
-        return engine.attach_comment(self.services, task_id, text)
+        return self._do(c.AttachComment, task_id=task_id, body=text)
 
     def attach_external_status(self, task_id: str, system: str, value: str) -> Task:
-        return engine.attach_external_status(self.services, task_id, system, value)
+        return self._do(c.AttachExternalStatus, task_id=task_id, system=system, value=value)
 
     def attach_file(self, task_id: str, path: str | Path | None = None, *, data: bytes | None = None,
                     filename: str | None = None, content_type: str | None = None) -> tuple[Task, Artifact]:
@@ -127,21 +136,21 @@ class Runtime:
             filename, content_type = filename or name, content_type or ctype
         if data is None or not filename:
             raise InputError("attach_file needs a path, or data and a filename")
-        return engine.attach_file(self.services, task_id, data, filename,
-                                  content_type or "application/octet-stream")
+        return self._do(c.AttachFile, task_id=task_id, data=data, filename=filename,
+                        content_type=content_type or "application/octet-stream")
 
     # audit
-    def audit_log(self, entity_id: str | None = None) -> list[AuditEvent]:
-        return self.services.store.audit_events(entity_id=entity_id)
+    def audit_log(self, entity_id: str | None = None, *, limit: int = 100,
+                  cursor: str | None = None) -> list[AuditEvent]:
+        return views.audit_log(self.services, entity_id, limit=limit, cursor=cursor).items
 
     def verify_audit(self) -> int:
-        """Check the hash chain; return the number of events.
+        """Check every entity's chain against its record; return the number of events.
 
-        :raises AuditChainBroken: naming the first broken event.
+        :raises AuditChainBroken: naming every broken entity and event.
         """
-        from runtime.audit import verify_chain
-
-        return verify_chain(self.services.store.audit_events())
+        report: VerifyReport = verify(self.services.store)
+        return report.events
 
 
 def open(
@@ -150,15 +159,7 @@ def open(
     *,
     clock: Clock | None = None,
     actor: str = "runtime",
-    artifacts: ArtifactStore | None = None,
+    artifacts: str | ArtifactStore | None = None,
 ) -> Runtime:
     """Open a runtime on a store URL (or Store) and a content folder (loaded on first use)."""
-    st = open_store(store) if isinstance(store, str) else store
-    if isinstance(content, Content):
-        loaded: Content = content
-        loader = lambda: loaded  # noqa: E731
-    else:
-        root = Path(content)
-        loader = lambda: load_content(root)  # noqa: E731
-    art = artifacts or artifacts_for_store(st.url)
-    return Runtime(engine.Services(st, clock or SystemClock(), actor, art, loader))
+    return Runtime(open_services(store, content, clock=clock, actor=actor, artifacts=artifacts))

@@ -1,12 +1,16 @@
 """Load and validate content/: workflow definitions and the document registry.
 
-Every problem in the tree is reported in one run, each naming the file, the line where the YAML
-gives one, the field and what to do.
+Each file is loaded on its own: a broken file (bad YAML, an unknown key, an unknown doc or step, a
+bad cron, an ID that another file also claims, ...) is kept in :attr:`Content.broken` with every
+problem it has, and never stops the good definitions from loading. Each problem names the file,
+the line where the YAML gives one, the field and what to do. ``dataops validate`` reports every
+problem in the tree in one run (:meth:`Content.check`).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel, to_snake
 
 from runtime.errors import DefinitionError, InputError, NotFoundError
 from runtime.model import (
@@ -33,10 +38,6 @@ from runtime.model import (
     UrlProof,
     WorkflowDefinition,
 )
-from runtime.store.base import MAX_ITEMS_PER_COMMIT
-
-# A bundle and each of its tasks are created with one audit event each, in one atomic write.
-MAX_TASKS_PER_DEFINITION = MAX_ITEMS_PER_COMMIT // 2 - 2
 
 _MODELS: tuple[type[BaseModel], ...] = (
     WorkflowDefinition, TaskDefinition, Phase, Reference, BundleLinkSpec, ManualTrigger,
@@ -53,21 +54,49 @@ Path_ = tuple[str | int, ...]
 
 @dataclass
 class Content:
-    """The validated content tree."""
+    """The content tree, loaded file by file.
+
+    ``workflows``, ``documents`` and ``sources`` (template_id -> file) hold only what validated.
+    ``broken`` maps every file that did not (and the workflows folder, when it has no
+    definition) to all of its problems, in load order: documents, then definitions, each by
+    name. ``broken_templates`` maps a template_id read from a broken file's raw data to the
+    broken files that claim it (more than one when they claim it twice).
+    """
 
     root: Path
     workflows: dict[str, WorkflowDefinition] = field(default_factory=dict)
     documents: dict[str, Document] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)
+    broken: dict[Path, list[str]] = field(default_factory=dict)
+    broken_templates: dict[str, list[Path]] = field(default_factory=dict)
 
     def workflow(self, template_id: str) -> WorkflowDefinition:
-        try:
+        """The good definition ``template_id``.
+
+        :raises DefinitionError: the files that claim ``template_id`` are broken; lists their
+            problems.
+        :raises NotFoundError: no file claims it.
+        """
+        if template_id in self.workflows:
             return self.workflows[template_id]
-        except KeyError:
-            known = ", ".join(sorted(self.workflows)) or "none"
-            raise NotFoundError(
-                "template", template_id, f"templates in {self.root}: {known}"
-            ) from None
+        files = self.broken_templates.get(template_id)
+        if files:
+            raise DefinitionError([p for f in files for p in self.broken[f]])
+        known = ", ".join(sorted(self.workflows)) or "none"
+        hint = f"templates in {self.root}: {known}"
+        if self.broken:
+            hint += f"; {len(self.broken)} broken file(s) left out (run dataops validate)"
+        raise NotFoundError("template", template_id, hint)
+
+    def problems(self) -> list[str]:
+        """Every problem of every broken file, in load order (empty: the tree is valid)."""
+        return [problem for problems in self.broken.values() for problem in problems]
+
+    def check(self) -> None:
+        """:raises DefinitionError: listing every problem in the tree, if there is any."""
+        problems = self.problems()
+        if problems:
+            raise DefinitionError(problems)
 
 
 # ---- YAML with line numbers ------------------------------------------------------------------
@@ -91,11 +120,9 @@ def _line_map(node: yaml.Node, path: Path_, out: dict[Path_, int], dupes: list[s
             _line_map(item, (*path, i), out, dupes)
 
 
-def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Parse one YAML file; return the data and a map from field path to line number.
-
-    :raises DefinitionError: the file is not valid YAML.
-    """
+def _read(path: Path) -> tuple[Any, dict[Path_, int], list[str]]:
+    """Parse one YAML file: (data, field path -> line number, problems). The data is None when
+    the file cannot be read or parsed; a key given twice is a problem, yet the data is kept."""
     try:
         text = path.read_text(encoding="utf-8")
         loader = yaml.SafeLoader(text)
@@ -108,15 +135,24 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(e, "problem", None) or str(e)
-        raise DefinitionError([f"{where}: not valid YAML: {problem}"]) from None
+        return None, {}, [f"{where}: not valid YAML: {problem}"]
     except (OSError, UnicodeDecodeError) as e:
-        raise DefinitionError([f"{path}: cannot read: {e}"]) from None
+        return None, {}, [f"{path}: cannot read: {e}"]
     lines: dict[Path_, int] = {}
     dupes: list[str] = []
     if node is not None:
         _line_map(node, (), lines, dupes)
-    if dupes:
-        raise DefinitionError([f"{path}:{d}" for d in dupes])
+    return data, lines, [f"{path}:{d}" for d in dupes]
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
+    """Parse one YAML file; return the data and a map from field path to line number.
+
+    :raises DefinitionError: the file is not valid YAML, or gives a key twice in one mapping.
+    """
+    data, lines, problems = _read(path)
+    if problems:
+        raise DefinitionError(problems)
     return data, lines
 
 
@@ -159,8 +195,6 @@ def _explain(err: Any, path: Path_) -> str:
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
         if key in KNOWN_KEYS:  # a field's two spellings (snake_case and camelCase) both given
-            from pydantic.alias_generators import to_camel, to_snake
-
             other = to_camel(key) if to_snake(key) == key else to_snake(key)
             return f"field {key!r} is given twice, as {to_snake(key)!r} and {to_camel(to_snake(key))!r}; keep one" if other else ""
         close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
@@ -187,14 +221,87 @@ def _validate(model: type[BaseModel], data: Any, file: Path, lines: dict[Path_, 
         return None
 
 
+
+
 # ---- loading ---------------------------------------------------------------------------------
 
 
+@dataclass
+class _File:
+    """One file as loaded: its model if it validated, the ID its raw data claims, its problems."""
+
+    path: Path
+    lines: dict[Path_, int]
+    problems: list[str]
+    model: Any = None
+    claimed: str | None = None  # the ID the file gives (from its data, or its text if unparsable)
+    id_key: str = ""  # the key that gave it, as spelled in the file
+
+
+def _load_file(path: Path, model: type[BaseModel], id_field: str) -> _File:
+    data, lines, problems = _read(path)
+    file = _File(path, lines, problems)
+    if not problems:
+        file.model = _validate(model, data, path, lines, problems)
+    if isinstance(data, dict):
+        for key in (id_field, to_camel(id_field)):
+            value = data.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                file.claimed, file.id_key = str(value), key
+                break
+    elif data is None:
+        _claim_from_text(file, id_field)
+    return file
+
+
+def _claim_from_text(file: _File, id_field: str) -> None:
+    """The ID of a file that does not parse, from a top-level ``id_field: value`` line."""
+    try:
+        text = file.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    keys = f"{id_field}|{to_camel(id_field)}"
+    match = re.search(rf"^({keys})[ \t]*:[ \t]*(['\"]?)([\w.-]+)\2[ \t]*(?:#.*)?\s*$", text,
+                      re.MULTILINE)
+    if match:
+        file.claimed, file.id_key = match[3], match[1]
+        file.lines[(match[1],)] = text.count("\n", 0, match.start()) + 1
+
+
+def _flag_duplicates(files: list[_File], rule: str) -> None:
+    """Each file that claims an ID another file claims too gets a problem naming the others.
+    None of them is used: which one would win must not depend on the file names."""
+    claims: dict[str, list[_File]] = {}
+    for f in files:
+        if f.claimed is not None:
+            claims.setdefault(f.claimed, []).append(f)
+    for value, group in claims.items():
+        for f in group if len(group) > 1 else []:
+            others = ", ".join(str(o.path) for o in group if o is not f)
+            f.problems.append(f"{_where(f.path, f.lines, (f.id_key,))}: {f.id_key}: {value!r} is "
+                              f"also defined in {others}; {rule}")
+
+
+def _sort_out(files: list[_File], content: Content) -> tuple[list[_File], dict[str, list[Path]]]:
+    """Record each file with a problem in ``content.broken``; return the good files and, for
+    the broken ones, claimed ID -> their paths."""
+    good: list[_File] = []
+    claims: dict[str, list[Path]] = {}
+    for f in files:
+        if not f.problems:
+            good.append(f)
+            continue
+        content.broken[f.path] = f.problems
+        if f.claimed is not None:
+            claims.setdefault(f.claimed, []).append(f.path)
+    return good, claims
+
+
 def load_content(root: str | Path) -> Content:
-    """Load and validate a content tree.
+    """Load a content tree, each file on its own (see :class:`Content`). A broken file does not
+    raise: it is kept in ``Content.broken``; :meth:`Content.check` refuses any problem.
 
     :raises InputError: the folder does not exist.
-    :raises DefinitionError: anything is wrong; lists every problem found.
     """
     root = Path(root)
     if not root.is_dir():
@@ -202,69 +309,66 @@ def load_content(root: str | Path) -> Content:
             f"content folder {root} does not exist; pass --content DIR or set DATAOPS_CONTENT"
         )
     content = Content(root=root)
-    problems: list[str] = []
-    lines_of: dict[Path, dict[Path_, int]] = {}
-
-    doc_files: dict[str, Path] = {}
-    for file in sorted((root / "docs").glob("*.y*ml")):
-        try:
-            data, lines = read_yaml(file)
-        except DefinitionError as e:
-            problems += e.problems
-            continue
-        doc = _validate(Document, data, file, lines, problems)
-        if doc is None:
-            continue
-        if doc.doc_id in doc_files:
-            problems.append(
-                f"{_where(file, lines, ('doc_id',))}: doc_id: {doc.doc_id!r} is also defined in "
-                f"{doc_files[doc.doc_id]}; doc IDs must be unique"
-            )
-            continue
-        steps = [s.step_id for s in doc.steps]
-        for i, step in enumerate(steps):
-            if step in steps[:i]:
-                problems.append(
-                    f"{_where(file, lines, ('steps', i, 'step_id'))}: steps[{i}].step_id: "
-                    f"{step!r} appears twice in {doc.doc_id}; step IDs must be unique"
-                )
-        doc_files[doc.doc_id] = file
-        content.documents[doc.doc_id] = doc
-
-    workflow_files = sorted((root / "workflows").glob("*.y*ml"))
-    if not workflow_files:
-        problems.append(f"{root / 'workflows'}: no workflow definitions (*.yaml) found")
-    for file in workflow_files:
-        try:
-            data, lines = read_yaml(file)
-        except DefinitionError as e:
-            problems += e.problems
-            continue
-        if isinstance(data, dict) and ("tasks" in data or "phases" in data):
-            # the raw tree is checked for duplicates even if the model fails elsewhere
-            pass
-        wf = _validate(WorkflowDefinition, data, file, lines, problems)
-        if wf is None:
-            continue
-        lines_of[file] = lines
-        if wf.template_id in content.sources:
-            problems.append(
-                f"{_where(file, lines, ('template_id',))}: template_id: {wf.template_id!r} is also "
-                f"defined in {content.sources[wf.template_id]}; template IDs must be unique across content/"
-            )
-            continue
-        problems += _check_workflow(wf, file, lines, content.documents)
-        content.workflows[wf.template_id] = wf
-        content.sources[wf.template_id] = file
-
-    if problems:
-        raise DefinitionError(problems)
+    broken_docs = _load_documents(content)
+    _load_workflows(content, broken_docs)
     return content
 
 
+def _load_documents(content: Content) -> dict[str, list[Path]]:
+    """Load content/docs/ into ``content``; return doc_id -> the broken files that claim it."""
+    paths = sorted((content.root / "docs").glob("*.y*ml"))
+    files = [_load_file(path, Document, "doc_id") for path in paths]
+    for f in files:
+        if f.model is not None:
+            f.problems += _check_steps(f.model, f.path, f.lines)
+    _flag_duplicates(files, "doc IDs must be unique")
+    good, broken_docs = _sort_out(files, content)
+    for f in good:
+        content.documents[f.model.doc_id] = f.model
+    return broken_docs
+
+
+def _load_workflows(content: Content, broken_docs: dict[str, list[Path]]) -> None:
+    """Load content/workflows/ into ``content``, checked against the good documents."""
+    folder = content.root / "workflows"
+    paths = sorted(folder.glob("*.y*ml"))
+    if not paths:
+        content.broken[folder] = [f"{folder}: no workflow definitions (*.yaml) found"]
+        return
+    files = [_load_file(path, WorkflowDefinition, "template_id") for path in paths]
+    for f in files:
+        if f.model is not None:
+            f.problems += _check_workflow(f.model, f.path, f.lines, content.documents, broken_docs)
+    _flag_duplicates(files, "template IDs must be unique across content/")
+    good, content.broken_templates = _sort_out(files, content)
+    for f in good:
+        content.workflows[f.model.template_id] = f.model
+        content.sources[f.model.template_id] = f.path
+
+
+def _check_steps(doc: Document, file: Path, lines: dict[Path_, int]) -> list[str]:
+    steps = [s.step_id for s in doc.steps]
+    return [
+        f"{_where(file, lines, ('steps', i, 'step_id'))}: steps[{i}].step_id: {step!r} appears "
+        f"twice in {doc.doc_id}; step IDs must be unique"
+        for i, step in enumerate(steps) if step in steps[:i]
+    ]
+
+
+def _unknown_doc(doc_id: str, docs: dict[str, Document], broken_docs: dict[str, list[Path]]) -> str:
+    if doc_id in broken_docs:
+        files = ", ".join(str(p) for p in broken_docs[doc_id])
+        return f"unknown document {doc_id!r}: the file that defines it is broken ({files}); fix it"
+    close = difflib.get_close_matches(doc_id, list(docs), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "add it to content/docs/ or fix the ID"
+    return f"unknown document {doc_id!r}; {hint}"
+
+
 def _check_workflow(
-    wf: WorkflowDefinition, file: Path, lines: dict[Path_, int], docs: dict[str, Document]
+    wf: WorkflowDefinition, file: Path, lines: dict[Path_, int], docs: dict[str, Document],
+    broken_docs: dict[str, list[Path]],
 ) -> list[str]:
+    """The cross-checks of a definition whose fields validated (IDs, docs, steps, cron, ...)."""
     problems: list[str] = []
 
     def at(path: Path_, message: str) -> None:
@@ -275,26 +379,17 @@ def _check_workflow(
             if value in items[:i]:
                 at((section, i, key), f"{value!r} appears twice; {key} must be unique in the definition")
 
+    def known_doc(doc_id: str, path: Path_) -> Document | None:
+        if doc_id not in docs:
+            at(path, _unknown_doc(doc_id, docs, broken_docs))
+        return docs.get(doc_id)
+
     phase_ids = [p.phase_id for p in wf.phases]
     unique(phase_ids, "phases", "phase_id")
     unique([t.task_ref for t in wf.tasks], "tasks", "task_ref")
     unique([link.key for link in wf.required_bundle_links], "required_bundle_links", "key")
-
-    if len(wf.tasks) > MAX_TASKS_PER_DEFINITION:
-        at(("tasks",), f"{len(wf.tasks)} tasks; a definition may have at most "
-           f"{MAX_TASKS_PER_DEFINITION} (a bundle is created in one atomic write); split it")
-
-    def known_doc(doc_id: str, path: Path_) -> Document | None:
-        if doc_id in docs:
-            return docs[doc_id]
-        close = difflib.get_close_matches(doc_id, list(docs), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "add it to content/docs/ or fix the ID"
-        at(path, f"unknown document {doc_id!r}; {hint}")
-        return None
-
     for i, doc_id in enumerate(wf.source_doc_ids):
         known_doc(doc_id, ("source_doc_ids", i))
-
     for i, task in enumerate(wf.tasks):
         if task.phase not in phase_ids:
             at(("tasks", i, "phase"),
@@ -308,22 +403,27 @@ def _check_workflow(
                        f"document {doc.doc_id!r} has no step {task.instruction_step_id!r} "
                        f"(its steps: {', '.join(steps) or 'none'})")
         if not task.assignee and not wf.default_assignee:
-            at(("tasks", i, "assignee"),
-               "no assignee and no default_assignee; set one of them")
+            at(("tasks", i, "assignee"), "no assignee and no default_assignee; set one of them")
+    for path, error in _check_trigger_and_calendar(wf):
+        at(path, error)
+    return problems
 
+
+def _check_trigger_and_calendar(wf: WorkflowDefinition) -> list[tuple[Path_, str]]:
+    out: list[tuple[Path_, str]] = []
     if isinstance(wf.trigger, ScheduleTrigger):
-        from runtime.schedule import check_cron  # imports apscheduler only when needed
+        from runtime.rules.cron import check_cron  # imports apscheduler only when needed
 
         error = check_cron(wf.trigger.cron, wf.timezone)
         if error:
-            at(("trigger", "cron"), error)
+            out.append((("trigger", "cron"), error))
     if wf.business_calendar is not None:
-        from runtime.dates import check_calendar
+        from runtime.rules.calendar import check_calendar
 
         error = check_calendar(wf.business_calendar)
         if error:
-            at(("business_calendar",), error)
-    return problems
+            out.append((("business_calendar",), error))
+    return out
 
 
 def dump_definition(wf: WorkflowDefinition) -> str:

@@ -3,17 +3,23 @@
 ::
 
     DataopsError                      base of everything the runtime raises on purpose
-     +-- InputError                   bad input from a user or a file (CLI exit 2)
+     +-- InputError                   bad input from a user or a file
      |    +-- DefinitionError         content/ (workflow definitions, documents, machine specs)
      |    +-- ExportFormatError       a portable export that does not validate
-     +-- TransitionRejected           a guard or the machine refused a trigger (exit 3)
-     +-- ConflictError                a lost optimistic-concurrency race (exit 4)
-     +-- ThrottledError               the store is busy or throttling: retry later, not a race (exit 4)
-     +-- NotFoundError(LookupError)   no record with that ID (exit 5)
-     +-- AuditChainBroken             `audit verify` found an edited/removed/reordered event (exit 2)
+     |    +-- AuditChainBroken        `audit verify` found broken chains
+     +-- TransitionRejected           a guard or the machine refused a trigger
+     +-- ConflictError                a lost optimistic-concurrency race (retries spent)
+     +-- ThrottledError               the store is busy or throttling: retry later, not a race
+     +-- NotFoundError(LookupError)   no record with that ID
+     +-- RecordUnreadable             a stored record that does not decode (quarantined)
+     +-- StoreFault                   the store cannot do what was asked
+          +-- StoreReadOnly           read-only file or database
+          +-- StoreFull               the disk or the database is full
+          +-- StoreCorrupt            not a database, or a damaged one
 
 Constructors take the entity and build the message, so every message names the entity, the field
-and what to do.
+and what to do. No error carries an exit code or an HTTP status, and no message names a CLI
+flag: the CLI and the HTTP API each map this tree to their own codes in one table.
 """
 
 from __future__ import annotations
@@ -24,13 +30,11 @@ from collections.abc import Sequence
 class DataopsError(Exception):
     """Base of every error the runtime raises on purpose."""
 
-    exit_code = 1
 
 
 class InputError(DataopsError, ValueError):
     """Bad input: a CLI argument, a record field, a file. Nothing was changed."""
 
-    exit_code = 2
 
 
 class DefinitionError(InputError):
@@ -59,21 +63,21 @@ class ExportFormatError(InputError):
 class TransitionRejected(DataopsError):
     """A trigger was refused; ``missing`` lists every unmet requirement by name."""
 
-    exit_code = 3
 
-    def __init__(self, entity_id: str, trigger: str, missing: Sequence[str], *, state: str = ""):
+    def __init__(self, entity_id: str, trigger: str, missing: Sequence[str], *, state: str = "",
+                 entity_type: str = "task"):
         self.entity_id = entity_id
+        self.entity_type = entity_type
         self.trigger = trigger
         self.state = state
         self.missing = list(missing)
         verb = {"complete": "be done"}.get(trigger, trigger)
-        super().__init__(f"task {entity_id} cannot {verb}: " + "; ".join(self.missing))
+        super().__init__(f"{entity_type} {entity_id} cannot {verb}: " + "; ".join(self.missing))
 
 
 class ConflictError(DataopsError):
     """Someone else changed (or created) the record first. Nothing was written: reload and retry."""
 
-    exit_code = 4
 
     def __init__(self, entity_id: str, detail: str = ""):
         self.entity_id = entity_id
@@ -88,7 +92,6 @@ class ThrottledError(DataopsError):
     """The store refused for capacity (busy, throttled), not for a race; retry with backoff.
     Deliberately not a ConflictError: reloading does not help, waiting does."""
 
-    exit_code = 4
 
     def __init__(self, detail: str):
         super().__init__(f"the store is busy or throttling requests ({detail}); retry later")
@@ -97,7 +100,6 @@ class ThrottledError(DataopsError):
 class NotFoundError(DataopsError, LookupError):
     """No record with that ID."""
 
-    exit_code = 5
 
     def __init__(self, entity_type: str, entity_id: str, hint: str = ""):
         self.entity_type = entity_type
@@ -111,9 +113,41 @@ class NotFoundError(DataopsError, LookupError):
 
 
 class AuditChainBroken(InputError):
-    """An audit event was edited, removed or reordered."""
+    """``audit verify`` found problems; ``problems`` names each entity and event."""
 
-    def __init__(self, seq: int, event_id: str, reason: str):
-        self.seq = seq
-        self.event_id = event_id
-        super().__init__(f"audit chain broken at event #{seq} ({event_id}): {reason}")
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__(f"audit chain broken ({len(self.problems)} problems): "
+                         + "; ".join(self.problems))
+
+
+class RecordUnreadable(DataopsError):
+    """A stored record does not decode (damaged, or written by a newer version): it is
+    quarantined, skipped by sweeps and lists, and reported once as an automation_failure."""
+
+    def __init__(self, entity_type: str, entity_id: str, reason: str):
+        self.entity_type = entity_type
+        self.entity_id = entity_id
+        self.reason = reason
+        super().__init__(f"{entity_type} {entity_id!r} cannot be read and is quarantined "
+                         f"({reason}); restore it from an export or remove it")
+
+
+class StoreFault(DataopsError):
+    """The store cannot do what was asked; the message says what is wrong and what to do."""
+
+    def __init__(self, url: str, detail: str):
+        self.url = url
+        super().__init__(f"store {url}: {detail}")
+
+
+class StoreReadOnly(StoreFault):
+    """The store refuses writes (a read-only file, folder or database)."""
+
+
+class StoreFull(StoreFault):
+    """The disk or the database is full."""
+
+
+class StoreCorrupt(StoreFault):
+    """The file is not a database of ours, or is damaged."""

@@ -17,8 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runtime.audit import verify_chain
-from runtime.errors import AuditChainBroken, ExportFormatError, InputError
+from runtime.errors import ExportFormatError, InputError
 from runtime.model import (
     Artifact,
     AssistantJob,
@@ -29,10 +28,13 @@ from runtime.model import (
     Task,
     format_instant,
 )
-from runtime.store import MAX_ITEMS_PER_COMMIT, Changes, Store
+from runtime.rules.audit import state_hash, verify_entity
+from runtime.store import Changes, Store
 
 FORMAT = "dataops-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: per-entity audit chains (records carry audit_seq/audit_hash, events state_hash)."""
+IMPORT_BATCH = 500
 STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
 
 
@@ -67,6 +69,7 @@ RELATIONSHIPS = [
     ("reminder", "bundle_id", "bundle", "bundle_id"),
     ("reminder", "task_id", "task", "task_id"),
 ]
+# audit_event.entity_id is checked with each chain (an event without its record is named)
 # reminder.entity_id and audit_event.entity_id point at the entity named by entity_type
 POLYMORPHIC = [("reminder", "entity_id"), ("audit_event", "entity_id")]
 
@@ -76,22 +79,15 @@ def _line(record: Record) -> str:
 
 
 def export_store(store: Store, out: Path, now: datetime) -> dict[str, Any]:
-    """Write every entity of ``store`` to ``out``; return the manifest."""
+    """Write every entity of ``store`` to ``out`` from one read snapshot, each file in ID
+    order (audit events by entity, then seq); return the manifest."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"export folder {out} is a file; give a folder to write the export to")
     out.mkdir(parents=True, exist_ok=True)
     entities = []
-    for spec in ENTITIES:
-        digest = hashlib.sha256()
-        count = 0
-        with (out / spec.file).open("w", encoding="utf-8") as f:
-            for record in store.scan(spec.model):
-                line = _line(record) + "\n"
-                f.write(line)
-                digest.update(line.encode())
-                count += 1
-        entities.append({
-            "entity_type": spec.entity_type, "file": spec.file, "id_field": spec.id_field,
-            "count": count, "sha256": digest.hexdigest(), "implemented": spec.implemented,
-        })
+    with store.snapshot() as snap:
+        for spec in ENTITIES:
+            entities.append(_write_entity(snap, spec, out))
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -100,8 +96,25 @@ def export_store(store: Store, out: Path, now: datetime) -> dict[str, Any]:
         "relationships": [f"{c}.{cf} -> {p}.{pf}" for c, cf, p, pf in RELATIONSHIPS]
         + [f"{c}.{f} -> (entity_type).id" for c, f in POLYMORPHIC],
     }
+    if store.quarantined:
+        manifest["quarantined"] = sorted(store.quarantined.items())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _write_entity(snap: Any, spec: EntitySpec, out: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    count = 0
+    with (out / spec.file).open("w", encoding="utf-8") as f:
+        for record in snap.scan(spec.model):
+            line = _line(record) + "\n"
+            f.write(line)
+            digest.update(line.encode())
+            count += 1
+    return {
+        "entity_type": spec.entity_type, "file": spec.file, "id_field": spec.id_field,
+        "count": count, "sha256": digest.hexdigest(), "implemented": spec.implemented,
+    }
 
 
 def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | None:
@@ -183,10 +196,7 @@ def load_export(directory: Path) -> dict[str, list[Record]]:
             seen.add(rid)
             records[spec.entity_type].append(record)
     problems += _check_relationships(records)
-    try:
-        verify_chain(records["audit_event"])  # type: ignore[arg-type]
-    except AuditChainBroken as e:
-        problems.append(f"audit_events.jsonl: {e}")
+    problems += _check_chains(records)
     if problems:
         raise ExportFormatError(str(directory), problems)
     return records
@@ -210,24 +220,42 @@ def _check_relationships(records: dict[str, list[Record]]) -> list[str]:
     return problems
 
 
+def _check_chains(records: dict[str, list[Record]]) -> list[str]:
+    """Every entity's chain against its record (DESIGN.md "Audit chains")."""
+    chains: dict[str, list[AuditEvent]] = {}
+    for event in records["audit_event"]:
+        chains.setdefault(event.entity_id, []).append(event)  # type: ignore[attr-defined]
+    problems = []
+    for spec in ENTITIES:
+        if spec.entity_type == "audit_event":
+            continue
+        for rec in records[spec.entity_type]:
+            rid = getattr(rec, spec.id_field)
+            head = (rec.audit_seq, rec.audit_hash, state_hash(rec))  # type: ignore[attr-defined]
+            events = sorted(chains.pop(rid, []), key=lambda e: e.seq)
+            problems += [f"audit_events.jsonl: {p}" for p in
+                         verify_entity(spec.entity_type, rid, head, events)]
+    for rid, events in chains.items():
+        problems.append(f"audit_events.jsonl: {events[0].entity_type} {rid}: "
+                        f"{len(events)} events but no record")
+    return problems
+
+
 def import_export(store: Store, directory: Path) -> dict[str, int]:
-    """Load a valid export into an empty store without changing an ID (the audit chain is
-    re-appended in order and so keeps every seq and hash).
+    """Load a valid export into an empty store without changing an ID, a chain head or an
+    event (records and events are written as they are, in batches within the store's limit).
 
     :raises ExportFormatError: the export does not validate; nothing was written.
     :raises InputError: the store is not empty.
     """
     records = load_export(directory)
-    if store.bundles() or store.audit_events():
+    if not store.is_empty():
         raise InputError(f"import needs an empty store; {store.url} has data already")
-    plain = [r for spec in ENTITIES if spec.entity_type != "audit_event" for r in records[spec.entity_type]]
-    for chunk in _chunks(plain, MAX_ITEMS_PER_COMMIT):
-        store.commit(Changes(creates=list(chunk)))
-    for chunk in _chunks(records["audit_event"], MAX_ITEMS_PER_COMMIT):
-        placed = store.commit(Changes(events=list(chunk)))
-        for before, after in zip(chunk, placed, strict=True):
-            if before.hash != after.hash:
-                raise InputError(f"import: audit event {after.event_id} did not keep its hash")
+    batch = min(IMPORT_BATCH, store.max_items or IMPORT_BATCH)
+    every = [r for spec in ENTITIES for r in records[spec.entity_type]]
+    for chunk in _chunks(every, batch):
+        store.commit(Changes(creates=[r for r in chunk if not isinstance(r, AuditEvent)],
+                             events=[r for r in chunk if isinstance(r, AuditEvent)]))
     return {spec.entity_type: len(records[spec.entity_type]) for spec in ENTITIES}
 
 

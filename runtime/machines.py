@@ -1,5 +1,8 @@
 """State machines built from the declarative specs in machines/*.yaml with `transitions`.
 
+The specs ship inside the package as ``runtime.specs`` (pyproject.toml maps that package onto
+the top-level machines/ folder) and are found with ``importlib.resources``: :func:`specs_dir`.
+
 One `transitions.Machine` per spec, shared by every record: a record is loaded, its state is put
 on the machine's single cursor model, the trigger runs, the result is read back and persisted.
 Nothing stays attached, so the machine costs no memory per task and no time per attached model
@@ -18,15 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.errors import DefinitionError, TransitionRejected
-from runtime.proof import missing_proof
+from runtime.rules.proof import missing_proof
 
-MACHINES_DIR = Path(__file__).resolve().parent.parent / "machines"
+SPECS_PACKAGE = "runtime.specs"  # machines/ in the source tree, runtime/specs/ when installed
 
 
 # ---- the spec -------------------------------------------------------------------------------
@@ -82,15 +86,15 @@ Effect = Callable[[Context], None]
 
 
 def _waiting_fields(ctx: Context) -> list[str]:
+    """The one check of the waiting fields: given, and the follow-up in the future (their types
+    are the command's business: :class:`~runtime.model.commands.WaitTask`)."""
     missing = []
     waiting_for = (ctx.args.get("waiting_for") or "").strip()
     follow_up_at = ctx.args.get("follow_up_at")
     if not waiting_for:
-        missing.append("missing waiting_for (who or what it waits on; --waiting-for TEXT)")
+        missing.append("missing waiting_for (who or what it waits on)")
     if follow_up_at is None:
-        missing.append("missing follow_up_at (when to follow up; --follow-up-at INSTANT)")
-    elif follow_up_at.tzinfo is None:
-        missing.append("follow_up_at has no time zone; give an aware instant with an offset")
+        missing.append("missing follow_up_at (when to follow up: an instant with an offset)")
     elif follow_up_at <= ctx.now:
         missing.append(
             f"follow_up_at {follow_up_at.isoformat()} is not later than now ({ctx.now.isoformat()})"
@@ -103,12 +107,13 @@ def _proof_complete(ctx: Context) -> list[str]:
 
 
 def _has_reason(ctx: Context) -> list[str]:
-    return [] if (ctx.args.get("reason") or "").strip() else ["missing reason (--reason TEXT)"]
+    return [] if (ctx.args.get("reason") or "").strip() else ["missing reason (why, in words)"]
 
 
 def _all_tasks_closed(ctx: Context) -> list[str]:
-    open_tasks = [t.task_id for t in ctx.args.get("tasks", []) if t.status.is_open]
-    return [f"open tasks: {', '.join(open_tasks)}"] if open_tasks else []
+    """Judged on the bundle's own open-task counts (kept by every task command)."""
+    open_by_phase = [f"{p.phase_id}: {p.open_tasks}" for p in ctx.record.phases if p.open_tasks]
+    return [f"open tasks ({', '.join(open_by_phase)})"] if open_by_phase else []
 
 
 def _has_open_task(ctx: Context) -> list[str]:
@@ -160,14 +165,14 @@ EFFECTS: dict[str, Effect] = {
 # renamed or misspelt trigger fails when the spec loads, not when an operator runs a command.
 TRIGGERS: dict[str, frozenset[str]] = {
     "task": frozenset({"start", "wait", "resume", "complete", "cancel", "reopen"}),
-    "bundle": frozenset({"complete", "reactivate", "cancel"}),
+    "bundle": frozenset({"publish", "complete", "reactivate", "cancel"}),
 }
 
 
 # ---- loading --------------------------------------------------------------------------------
 
 
-def load_spec(path: Path) -> MachineSpec:
+def load_spec(path: Traversable) -> MachineSpec:
     """Load and check one spec: unknown guard, effect, state or trigger names fail here.
 
     :raises DefinitionError: naming the file and every unknown name.
@@ -331,11 +336,45 @@ class SpecMachine:
         return new_state
 
 
+def specs_dir() -> Traversable:
+    """The folder of the shipped machine specs, resolved from the installed package.
+
+    :raises DefinitionError: when the package ``runtime.specs`` is not installed.
+    """
+    try:
+        return resources.files(SPECS_PACKAGE)
+    except ModuleNotFoundError:
+        raise DefinitionError([
+            f"machine specs not installed: no package {SPECS_PACKAGE}; reinstall dataops-runtime "
+            "(in a checkout: pip install -e .)"
+        ]) from None
+
+
 @cache
-def machine(name: str, directory: Path = MACHINES_DIR) -> SpecMachine:
-    """The shared machine for ``machines/NAME.yaml`` (built once per process)."""
-    return SpecMachine(load_spec(directory / f"{name}.yaml"))
+def machine(name: str, directory: Traversable | None = None) -> SpecMachine:
+    """The shared machine for ``NAME.yaml`` in :func:`specs_dir` (built once per process)."""
+    folder = specs_dir() if directory is None else directory
+    return SpecMachine(load_spec(folder / f"{name}.yaml"))
 
 
-def spec_files(directory: Path = MACHINES_DIR) -> list[Path]:
-    return sorted(directory.glob("*.yaml"))
+def _yaml_files(folder: Traversable) -> list[Traversable]:
+    if not folder.is_dir():
+        return []
+    return sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
+
+
+def spec_files(directory: Traversable | None = None) -> list[Traversable]:
+    """Every ``*.yaml`` spec in ``directory`` (default :func:`specs_dir`), sorted by name.
+
+    :raises DefinitionError: naming each spec the engine needs (one per machine in
+        :data:`TRIGGERS`) that is not there.
+    """
+    folder = specs_dir() if directory is None else directory
+    files = _yaml_files(folder)
+    names = {f.name for f in files}
+    missing = [f"{name}.yaml" for name in sorted(TRIGGERS) if f"{name}.yaml" not in names]
+    if missing:
+        raise DefinitionError([
+            f"{folder / name}: machine spec is missing; the engine needs it" for name in missing
+        ])
+    return files

@@ -8,6 +8,7 @@ conditional writes, so any number of daemons may run against one store.
   late tick still runs, UTC);
 * one cron job per schedule-triggered definition instantiates its bundle at the anchor the
   trigger names and records a ``recurring`` reminder (idempotent across daemons);
+* the sweep also seals the audit chain heads once a (UTC) day;
 * a listener records a job that raised as an ``automation_failure`` reminder;
 * SIGTERM and Ctrl-C stop it after the current sweep.
 """
@@ -21,10 +22,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from runtime.engine import Services
-from runtime.model import ScheduleTrigger
-from runtime.notify import Sink
-from runtime.sweep import (
+from runtime.engine.audit import daily_seal
+from runtime.engine.reminders import (
     CATCH_UP,
     RetryPolicy,
     SweepReport,
@@ -32,6 +31,9 @@ from runtime.sweep import (
     record_failure,
     sweep,
 )
+from runtime.engine.services import Services
+from runtime.model import ScheduleTrigger
+from runtime.notify import Sink
 
 log = logging.getLogger("dataops.scheduler")
 
@@ -54,6 +56,7 @@ class Daemon:
     # jobs: they only load, call the use cases and emit
     def run_sweep(self) -> SweepReport:
         report = sweep(self.svc, self.sinks, policy=self.policy)
+        daily_seal(self.svc, self.svc.now())
         log.info(report.line())
         if self.on_sweep:
             self.on_sweep(report)
@@ -62,14 +65,14 @@ class Daemon:
     def run_schedule(self, template_id: str) -> None:
         """A cron job's tick: instantiate for the firing it stands for (the latest at or before
         now, so a late tick still keys the bundle and its reminder by the cron instant)."""
-        from runtime.schedule import firings
+        from runtime.rules.cron import latest_firing
 
         wf = self.svc.content.workflow(template_id)
         assert isinstance(wf.trigger, ScheduleTrigger)
         now = self.svc.now()
-        times = firings(wf.trigger.cron, wf.timezone, now - CATCH_UP, now)
-        bundle = fire_schedule(self.svc, template_id, times[-1] if times else now)
-        log.info("schedule of %s: bundle %s", template_id, bundle.bundle_id)
+        fire_at = latest_firing(wf.trigger.cron, wf.timezone, now, CATCH_UP) or now
+        view = fire_schedule(self.svc, template_id, fire_at)
+        log.info("schedule of %s: bundle %s", template_id, view.bundle.bundle_id)
 
     def _job_failed(self, event: Any) -> None:
         at = event.scheduled_run_time
@@ -84,7 +87,7 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from runtime.schedule import cron_trigger
+        from runtime.rules.cron import cron_trigger
 
         scheduler = BackgroundScheduler(
             timezone="UTC",

@@ -56,6 +56,19 @@ def content_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def specs_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the shipped machine specs that the runtime loads instead."""
+    from runtime import machines
+
+    target = tmp_path / "specs"
+    target.mkdir()
+    for spec in machines.spec_files():
+        (target / spec.name).write_text(spec.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(machines, "specs_dir", lambda: target)
+    return target
+
+
+@pytest.fixture
 def content(content_dir: Path) -> Content:
     return load_content(content_dir)
 

@@ -33,7 +33,9 @@ from runtime.model.definitions import (
     describe_requirement,
 )
 from runtime.model.records import (
+    ENTITY_KINDS,
     GENESIS_HASH,
+    KIND_BY_NAME,
     OPEN_TASK_STATES,
     Artifact,
     AssistantJob,
@@ -49,22 +51,22 @@ from runtime.model.records import (
     Reminder,
     ReminderKind,
     ReminderSettings,
+    Seal,
     Task,
     TaskStatus,
-    chain,
     kind_of,
     record_id,
     record_version,
 )
 
 __all__ = [
-    "GENESIS_HASH", "OPEN_TASK_STATES", "Record", "Artifact", "ArtifactProof",
+    "ENTITY_KINDS", "GENESIS_HASH", "KIND_BY_NAME", "OPEN_TASK_STATES", "Record", "Artifact", "ArtifactProof",
     "AssistantJob", "AssistantJobStatus", "AuditEvent", "Bundle", "BundleLink", "BundleLinkSpec",
     "BundleStatus", "BusinessCalendar", "Comment", "CommentProof", "Day", "DeliveryStatus",
     "DocStep", "Document", "ExternalStatusProof", "Instant", "ManualTrigger", "Phase", "PhaseRef",
     "ProofEntry", "ProofKind", "ProofRequirement", "Reference", "Reminder", "ReminderKind",
-    "ReminderPolicy", "ReminderSettings", "ScheduleTrigger", "Task", "TaskDefinition",
-    "TaskStatus", "UrlProof", "WorkflowDefinition", "bundle_id_for", "chain",
+    "ReminderPolicy", "ReminderSettings", "ScheduleTrigger", "Seal", "Task", "TaskDefinition",
+    "TaskStatus", "UrlProof", "WorkflowDefinition", "bundle_id_for",
     "describe_requirement", "format_instant", "kind_of", "new_id", "parse_day", "parse_instant",
     "record_id", "record_version", "reminder_id_for", "task_id_for",
 ]

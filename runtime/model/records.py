@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import time
 from enum import StrEnum
 from typing import Any, ClassVar
 
-import orjson
 from pydantic import Field
 
-from runtime.model.common import Day, Instant, Record, format_instant
+from runtime.model.common import Day, Instant, Record
 from runtime.model.definitions import ProofKind, ProofRequirement, Reference
 
 
@@ -30,6 +28,8 @@ OPEN_TASK_STATES = frozenset({TaskStatus.TODO, TaskStatus.IN_PROGRESS, TaskStatu
 
 
 class BundleStatus(StrEnum):
+    CREATING = "creating"
+    """Being instantiated in several writes (a store with a per-write limit); not yet active."""
     ACTIVE = "active"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
@@ -56,6 +56,7 @@ class AssistantJobStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class BundleLink(Record):
@@ -70,6 +71,10 @@ class PhaseRef(Record):
 
     phase_id: str
     title: str
+    open_tasks: int = Field(default=0, ge=0)
+    """How many of the bundle's tasks in this phase are open: every task command that opens or
+    closes a task writes it, so two tasks closing at once conflict on the bundle (no write skew)
+    and the stage is known without reading the tasks."""
 
 
 class ReminderSettings(Record):
@@ -120,6 +125,8 @@ class Bundle(Record):
     updated_at: Instant
     version: int = Field(ge=1)
 
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
     @property
     def id(self) -> str:
         return self.bundle_id
@@ -155,6 +162,8 @@ class Task(Record):
     updated_at: Instant
     version: int = Field(ge=1)
 
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
     @property
     def id(self) -> str:
         return self.task_id
@@ -174,6 +183,8 @@ class Artifact(Record):
     created_at: Instant
     version: int = 1
 
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
     @property
     def id(self) -> str:
         return self.artifact_id
@@ -193,6 +204,8 @@ class AssistantJob(Record):
     updated_at: Instant
     version: int = 1
 
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
     @property
     def id(self) -> str:
         return self.assistant_job_id
@@ -216,18 +229,25 @@ class Reminder(Record):
     summary: str
     version: int = 1
 
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
     @property
     def id(self) -> str:
         return self.reminder_id
 
 
 class AuditEvent(Record):
-    """An append-only, hash-chained event. ``seq``, ``prev_hash`` and ``hash`` are assigned by
-    the store when it appends the event (see :func:`chain`)."""
+    """An append-only event in its entity's own hash chain (DESIGN.md "Audit chains").
+
+    ``seq`` is the event's place in the chain of ``entity_id`` (from 1), ``prev_hash`` the hash
+    of the event before it (:data:`GENESIS_HASH` for the first), ``state_hash`` the hash of the
+    record's visible fields after the event and ``hash`` the hash of all of it. The record
+    carries the head (``audit_seq``, ``audit_hash``); the unit of work builds both together.
+    """
 
     record_kind: ClassVar[str] = "audit_event"
     event_id: str
-    seq: int = 0
+    seq: int = Field(ge=1)
     actor: str
     entity_type: str
     entity_id: str
@@ -236,34 +256,34 @@ class AuditEvent(Record):
     after: dict[str, Any] | None = None
     summary: str
     at: Instant
-    prev_hash: str = ""
-    hash: str = ""
+    prev_hash: str
+    hash: str
+    state_hash: str
 
     @property
     def id(self) -> str:
         return self.event_id
 
-    def content_hash(self, prev_hash: str) -> str:
-        """sha256 of the canonical JSON (sorted keys) of every field but ``hash``, with
-        ``prev_hash``: editing any field, or linking the event elsewhere, changes it."""
-        body = {
-            "event_id": self.event_id, "seq": self.seq, "actor": self.actor,
-            "entity_type": self.entity_type, "entity_id": self.entity_id, "action": self.action,
-            "before": self.before, "after": self.after, "summary": self.summary,
-            "at": format_instant(self.at), "prev_hash": prev_hash,
-        }
-        # orjson: sorted keys, compact, UTF-8; ~10x faster than json.dumps on the write path
-        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+class Seal(Record):
+    """A Merkle root over every chain head at ``at`` (``audit seal``; the scheduler seals daily).
+    ``heads`` keeps each sealed ``[entity_type, entity_id, audit_seq, audit_hash]`` so that
+    ``audit verify`` can name an entity removed with all its events."""
+
+    record_kind: ClassVar[str] = "seal"
+    seal_id: str
+    at: Instant
+    root: str
+    count: int = Field(ge=0)
+    heads: list[tuple[str, str, int, str]] = []
+    created_by: str
+
+    @property
+    def id(self) -> str:
+        return self.seal_id
+
 
 GENESIS_HASH = "0" * 64
-
-
-def chain(event: AuditEvent, prev_seq: int, prev_hash: str) -> AuditEvent:
-    """Give ``event`` its place after the event ``prev_seq`` (0 and GENESIS_HASH for the first)."""
-    placed = event.model_copy(update={"seq": prev_seq + 1, "prev_hash": prev_hash})
-    object.__setattr__(placed, "hash", placed.content_hash(prev_hash))  # a fresh private copy
-    return placed
-
 
 
 def record_id(record: Record) -> str:
@@ -276,3 +296,10 @@ def record_version(record: Record) -> int:
 
 def kind_of(record: Record) -> str:
     return type(record).record_kind  # type: ignore[attr-defined]
+
+
+ENTITY_KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder)
+"""The records that carry their own audit chain."""
+KIND_BY_NAME: dict[str, type[Record]] = {
+    k.record_kind: k for k in (*ENTITY_KINDS, AuditEvent, Seal)  # type: ignore[attr-defined]
+}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from runtime.errors import InputError
-from runtime.store.base import MAX_ITEMS_PER_COMMIT, Changes, Store
+from runtime.store.base import Changes, Page, Store
 
-__all__ = ["MAX_ITEMS_PER_COMMIT", "Changes", "Store", "open_store"]
+__all__ = ["Changes", "Page", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names: ``sqlite:///path.db``, ``memory://``, ``dynamodb://TABLE``.
+    """Open the store a URL names: ``sqlite:///path.db``, ``memory://``.
 
     Adapters are imported here, at call time, so that importing the package stays cheap.
     """
@@ -22,9 +22,9 @@ def open_store(url: str) -> Store:
         from runtime.store.memory import MemoryStore
 
         return MemoryStore(url)
-    if scheme == "dynamodb":
+    if scheme in ("dynamodb", "postgresql", "postgres"):
         raise InputError(
-            f"store {url!r}: the DynamoDB adapter is not built yet; use sqlite:///dataops.db"
+            f"store {url!r}: the {scheme} adapter is not built yet; use sqlite:///dataops.db"
         )
     raise InputError(
         f"store URL {url!r} has no known scheme; use sqlite:///path.db or memory://"

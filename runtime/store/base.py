@@ -1,23 +1,38 @@
-"""The store port: what the engine, the scheduler and export need from a store.
+"""The store port (v2): what the engine, the scheduler and export need from a store.
 
-Designed so that a DynamoDB adapter fits without changing it: a command is one atomic
-:class:`Changes` of at most :data:`MAX_ITEMS_PER_COMMIT` items (DynamoDB's TransactWriteItems
-limit), and every query is by ID, by bundle, or by a time index (``next_reminder_at`` of tasks
-and bundles, ``deliver_after`` of reminders).
+Designed against DynamoDB and PostgreSQL as much as SQLite:
+
+* reads by ID, by bundle, by the due index (``next_reminder_at`` of tasks and bundles,
+  ``deliver_after`` of reminders), and paged lists with an opaque cursor: no command lists
+  everything;
+* scans for export and verification in ID order inside one consistent read snapshot;
+* one atomic write per command (:class:`Changes`), every update conditional on the version it
+  read; an adapter declares the most items one write may hold (:attr:`Store.max_items`; None
+  for no limit);
+* nothing global: an audit event is a plain insert, chained by the unit of work on its own
+  entity's record (no shared sequence, counter or chain head).
+
+A record that does not decode is quarantined: reads by ID raise
+:class:`~runtime.errors.RecordUnreadable`, lists and scans skip it, and the adapter notes it in
+:attr:`Store.quarantined` for the sweep to report once.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol, TypeVar, runtime_checkable
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from runtime.model import AuditEvent, Bundle, Record, Reminder, Task
+from pydantic import ValidationError
+
+from runtime.errors import InputError
+from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task
 
 R = TypeVar("R", bound=Record)
-
-MAX_ITEMS_PER_COMMIT = 100
 
 
 @dataclass
@@ -26,7 +41,7 @@ class Changes:
 
     ``creates`` must not exist yet (a conflict otherwise). ``updates`` are ``(record,
     expected_version)``: written only if the stored version is still ``expected_version``.
-    ``events`` are appended to the audit chain in order; the store assigns seq and hashes.
+    ``events`` are appended as they are (the unit of work has chained them).
     """
 
     creates: list[Record] = field(default_factory=list)
@@ -39,68 +54,218 @@ class Changes:
     def __bool__(self) -> bool:
         return self.size() > 0
 
+    def extend(self, other: Changes) -> None:
+        self.creates += other.creates
+        self.updates += other.updates
+        self.events += other.events
+
+
+@dataclass
+class Page(Generic[R]):
+    """One page of a list; ``next_cursor`` is None on the last page."""
+
+    items: list[R]
+    next_cursor: str | None = None
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    """An opaque cursor for the list position after ``key``."""
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """:raises InputError: the cursor was not made by :func:`encode_cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"cursor {cursor!r} is not a cursor this store gave; start again "
+                         "without one") from None
+    if not isinstance(key, list):
+        raise InputError(f"cursor {cursor!r} is not a cursor this store gave")
+    return key
+
+
+_CURSOR_SHAPE: dict[str, tuple[type, ...]] = {
+    "reminder": (int, str),
+    "audit_event": (int, str, int),
+}
+"""The types of a list's position (see :func:`list_key`); by ID, ``(str,)``, otherwise."""
+
+
+def decode_list_cursor(kind: str, cursor: str) -> list[Any]:
+    """The position in a ``kind`` list that ``cursor`` holds.
+
+    :raises InputError: not a cursor this store gave for a ``kind`` list (garbage, or another
+        list's), so that it never reaches a comparison or a query.
+    """
+    key = decode_cursor(cursor)
+    shape = _CURSOR_SHAPE.get(kind, (str,))
+    if len(key) != len(shape) or any(type(v) is not t for v, t in zip(key, shape, strict=False)):
+        raise InputError(f"cursor {cursor!r} is not a cursor of a {kind} list; start again "
+                         "without one")
+    return key
+
+
+LIST_FILTERS: dict[str, frozenset[str]] = {
+    "bundle": frozenset({"template_id", "status"}),
+    "task": frozenset({"bundle_id", "status", "assignee"}),
+    "reminder": frozenset({"entity_id"}),
+    "audit_event": frozenset({"entity_id"}),
+}
+"""The fields each paged list filters on (equality)."""
+
+
+def check_filters(kind: str, where: dict[str, str]) -> None:
+    unknown = set(where) - LIST_FILTERS.get(kind, frozenset())
+    if unknown:
+        raise InputError(f"a {kind} list cannot filter on {', '.join(sorted(unknown))}")
+
+
+class Snapshot(Protocol):
+    def scan(self, kind: type[R]) -> Iterator[R]:
+        """Every readable record of ``kind`` as of the snapshot, in ID order (audit events in
+        (entity_id, seq) order: each chain whole and in order)."""
+
 
 @runtime_checkable
 class Store(Protocol):
-    """A place for bundles, tasks, artifacts' metadata, assistant jobs, reminders and the audit log.
+    """A place for bundles, tasks, artifacts' metadata, assistant jobs, reminders, audit
+    events and seals.
 
-    Every method raises :class:`~runtime.errors.DataopsError` subclasses only; driver errors are
-    translated at the adapter's edge.
+    Every method raises only :class:`~runtime.errors.DataopsError` subclasses; driver errors are
+    translated at the adapter's edge through one table per adapter.
     """
 
     url: str
+    max_items: int | None
+    """The most items one :meth:`commit` may hold; None: no limit."""
+    quarantined: dict[str, str]
+    """IDs of records met that do not decode, with why (in this process)."""
 
     def get(self, kind: type[R], record_id: str) -> R:
         """The record of ``kind`` with that ID.
 
         :raises NotFoundError: there is none.
+        :raises RecordUnreadable: it is stored but does not decode.
+        :raises ThrottledError: the store is busy.
         """
 
     def find(self, kind: type[R], record_id: str) -> R | None:
-        """The record of ``kind`` with that ID, or None."""
+        """The record of ``kind`` with that ID, or None.
+
+        :raises RecordUnreadable: it is stored but does not decode.
+        """
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
-        """The tasks of a bundle (empty if there is no such bundle), in creation order."""
+        """The readable tasks of a bundle in definition (creation) order; empty if none."""
 
-    def bundles(self) -> list[Bundle]:
-        """Every bundle, oldest first."""
+    def page(self, kind: type[R], *, where: dict[str, str] | None = None, limit: int = 100,
+             cursor: str | None = None) -> Page[R]:
+        """One page of ``kind`` in list order (bundles, tasks: by ID; reminders: by
+        ``fire_at`` then ID; audit events: by ``at``, then entity and seq, so each chain reads
+        in order), filtered by equality on the
+        fields :data:`LIST_FILTERS` names.
 
-    def reminders(self, *, entity_id: str | None = None) -> list[Reminder]:
-        """Recorded reminders (of one entity, or all), oldest first."""
+        :raises InputError: an unknown filter or a cursor this store did not give.
+        """
 
-    def due_for_reminders(self, at: datetime, limit: int) -> list[Task | Bundle]:
-        """Tasks and bundles whose ``next_reminder_at`` is at or before ``at`` (indexed)."""
+    def count(self, kind: type[R], *, where: dict[str, str] | None = None) -> int | None:
+        """How many records a list would show, or None where counting is not cheap."""
+
+    def audit_events(self, entity_id: str) -> list[AuditEvent]:
+        """The audit chain of one entity, in seq order."""
+
+    def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
+        """Tasks and bundles whose ``next_reminder_at`` is at or before ``at`` (indexed),
+        oldest first; ``next_cursor`` is non-None when more rows were due than ``limit``."""
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
-        """Reminders whose ``deliver_after`` is at or before ``at`` (indexed)."""
+        """Reminders whose ``deliver_after`` is at or before ``at`` (indexed), oldest first."""
 
-    def audit_events(self, *, entity_id: str | None = None) -> list[AuditEvent]:
-        """The audit log in chain order (of one entity, or all)."""
+    def latest_seal(self) -> Seal | None:
+        """The most recent seal, or None."""
 
-    def scan(self, kind: type[R]) -> Iterator[R]:
-        """Every record of ``kind`` (export only)."""
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """A consistent read snapshot for scans (export, verify, seal)."""
 
-    def commit(self, changes: Changes) -> list[AuditEvent]:
-        """Write ``changes`` atomically and return the audit events as chained.
+    def is_empty(self) -> bool:
+        """True when the store holds no record of any kind."""
+
+    def commit(self, changes: Changes) -> None:
+        """Write ``changes`` atomically.
 
         :raises ConflictError: a create exists already or an update's version moved on;
             nothing was written.
-        :raises InputError: more than :data:`MAX_ITEMS_PER_COMMIT` items.
+        :raises NotFoundError: an update's record does not exist; nothing was written.
+        :raises InputError: more than :attr:`max_items` items.
+        :raises ThrottledError: busy; nothing was written, retry later.
+        :raises StoreFault: read-only, full or corrupt; nothing was written.
         """
 
     def close(self) -> None:
         """Release connections."""
 
 
-def check_size(changes: Changes) -> None:
-    from runtime.errors import InputError
-
-    if changes.size() > MAX_ITEMS_PER_COMMIT:
+def check_size(store: Store, changes: Changes) -> None:
+    limit = store.max_items
+    if limit is not None and changes.size() > limit:
         raise InputError(
-            f"one command may write at most {MAX_ITEMS_PER_COMMIT} items, this one writes "
-            f"{changes.size()}; split the definition or the import batch"
+            f"one write to {store.url} may hold at most {limit} items, this one holds "
+            f"{changes.size()}"
         )
 
 
-def sort_bundles(items: Sequence[Bundle]) -> list[Bundle]:
-    return sorted(items, key=lambda b: (b.created_at, b.bundle_id))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(at: datetime | None) -> int | None:
+    """An instant as integer microseconds since the epoch (what indexes sort by)."""
+    if at is None:
+        return None
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def decode(kind: type[R], rid: str, doc: bytes | str, quarantined: dict[str, str]) -> R | None:
+    """The record ``doc`` holds, or None (noting why in ``quarantined``) if it does not decode."""
+    try:
+        return kind.model_validate_json(doc)
+    except (ValidationError, ValueError) as e:
+        quarantined[rid] = _reason(e)
+        return None
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, ValidationError):
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(record)"
+        more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        return f"{loc}: {first['msg']}{more}"
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def list_key(rec: Record) -> tuple[Any, ...]:
+    """A record's position in its paged list (see :meth:`Store.page`)."""
+    if isinstance(rec, Reminder):
+        return (micros(rec.fire_at), rec.reminder_id)
+    if isinstance(rec, AuditEvent):
+        return (micros(rec.at), rec.entity_id, rec.seq)
+    return (rec.id,)  # type: ignore[attr-defined]
+
+
+def scan_key(rec: Record) -> tuple[Any, ...]:
+    """A record's position in a scan: ID order; audit events by (entity_id, seq)."""
+    if isinstance(rec, AuditEvent):
+        return (rec.entity_id, rec.seq)
+    return (rec.id,)  # type: ignore[attr-defined]
+
+
+def due_key(rec: Task | Bundle) -> tuple[Any, ...]:
+    return (rec.next_reminder_at, rec.id)
+
+
+__all__ = ["LIST_FILTERS", "Changes", "Page", "Snapshot", "Store", "check_filters",
+           "check_size", "decode", "decode_cursor", "decode_list_cursor", "due_key",
+           "encode_cursor", "list_key", "micros",
+           "scan_key"]

@@ -1,45 +1,100 @@
-"""The in-memory store: a real adapter (versions checked, same errors), for tests and demos."""
+"""The in-memory store: a real adapter (versions checked, same errors, same encoding), for tests
+and demos.
+
+Records are kept as their JSON, exactly as the SQLite store keeps them, so a record comes back
+from every adapter identical (instants included) and a damaged record can be quarantined here
+too. ``memory://?max_items=N`` declares a per-write limit like DynamoDB's, to exercise the
+engine's resumable protocols without a server.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlparse
 
-from runtime.errors import ConflictError, NotFoundError
-from runtime.model import (
-    GENESIS_HASH,
-    AuditEvent,
-    Bundle,
-    Record,
-    Reminder,
-    Task,
-    chain,
-    kind_of,
-    record_id,
-    record_version,
+from runtime.errors import ConflictError, InputError, NotFoundError, RecordUnreadable
+from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task, kind_of, record_id
+from runtime.store.base import (
+    Changes,
+    Page,
+    R,
+    check_filters,
+    check_size,
+    decode,
+    decode_list_cursor,
+    due_key,
+    encode_cursor,
+    list_key,
+    scan_key,
 )
-from runtime.store.base import Changes, R, check_size, sort_bundles
+
+_Row = tuple[int, bytes]  # (version, JSON)
+
+
+def _max_items(url: str) -> int | None:
+    query = parse_qs(urlparse(url).query)
+    if "max_items" not in query:
+        return None
+    try:
+        value = int(query["max_items"][-1])
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise InputError(f"store URL {url!r}: max_items must be a whole number of at least 2")
+    return value
+
+
+class _View:
+    """Reads over one frozen copy of the tables (a snapshot) or the live ones."""
+
+    def __init__(self, store: MemoryStore, tables: dict[str, dict[str, _Row]]) -> None:
+        self.store, self.tables = store, tables
+
+    def scan(self, kind: type[R]) -> Iterator[R]:
+        rows = self.tables.get(kind.record_kind, {})  # type: ignore[attr-defined]
+        records = [r for rid, (_, doc) in rows.items()
+                   if (r := self.store._decode(kind, rid, doc)) is not None]
+        yield from sorted(records, key=scan_key)
 
 
 class MemoryStore:
-    """Records live in dicts keyed by kind and ID; records are immutable, so sharing is safe."""
+    """Records live in dicts keyed by kind and ID, as JSON; one lock makes commits atomic."""
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", *, max_items: int | None = None) -> None:
         self.url = url
-        self._lock = threading.Lock()
-        self._data: dict[str, dict[str, Record]] = {}
+        self.max_items = max_items if max_items is not None else _max_items(url)
+        self.quarantined: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._tables: dict[str, dict[str, _Row]] = {}
         self._tasks_by_bundle: dict[str, list[str]] = {}
-        self._events: list[AuditEvent] = []
-        self._event_ids: set[str] = set()
+        self._chain_places: dict[tuple[str, int], str] = {}  # (entity_id, seq) -> event_id
 
-    def _table(self, kind: str) -> dict[str, Record]:
-        return self._data.setdefault(kind, {})
+    # -- decoding ---------------------------------------------------------------------------
+    def _decode(self, kind: type[R], rid: str, doc: bytes) -> R | None:
+        return decode(kind, rid, doc, self.quarantined)
 
+    def _rows(self, kind: str) -> dict[str, _Row]:
+        return self._tables.setdefault(kind, {})
+
+    def _all(self, kind: type[R]) -> list[R]:
+        with self._lock:
+            rows = list(self._rows(kind.record_kind).items())  # type: ignore[attr-defined]
+        return [r for rid, (_, doc) in rows if (r := self._decode(kind, rid, doc)) is not None]
+
+    # -- reads ------------------------------------------------------------------------------
     def find(self, kind: type[R], record_id: str) -> R | None:
-        if kind is AuditEvent:
-            return next((e for e in self._events if e.event_id == record_id), None)  # type: ignore[return-value]
-        return self._table(kind.record_kind).get(record_id)  # type: ignore[attr-defined, return-value]
+        with self._lock:
+            row = self._rows(kind.record_kind).get(record_id)  # type: ignore[attr-defined]
+        if row is None:
+            return None
+        found = self._decode(kind, record_id, row[1])
+        if found is None:
+            raise RecordUnreadable(kind.record_kind, record_id, self.quarantined[record_id])  # type: ignore[attr-defined]
+        return found
 
     def get(self, kind: type[R], record_id: str) -> R:
         found = self.find(kind, record_id)
@@ -48,91 +103,119 @@ class MemoryStore:
         return found
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
-        table = self._table("task")
-        return [table[t] for t in self._tasks_by_bundle.get(bundle_id, [])]  # type: ignore[misc]
+        with self._lock:
+            ids = list(self._tasks_by_bundle.get(bundle_id, []))
+            rows = self._rows("task")
+            docs = [(t, rows[t][1]) for t in ids]
+        return [r for t, doc in docs if (r := self._decode(Task, t, doc)) is not None]
 
-    def bundles(self) -> list[Bundle]:
-        return sort_bundles(list(self._table("bundle").values()))  # type: ignore[arg-type]
+    def page(self, kind: type[R], *, where: dict[str, str] | None = None, limit: int = 100,
+             cursor: str | None = None) -> Page[R]:
+        where = where or {}
+        check_filters(kind.record_kind, where)  # type: ignore[attr-defined]
+        after = tuple(decode_list_cursor(kind.record_kind, cursor)) if cursor else None  # type: ignore[attr-defined]
+        hits = sorted((r for r in self._all(kind) if _matches(r, where)), key=list_key)
+        if after is not None:
+            hits = [r for r in hits if list_key(r) > after]
+        items = hits[:limit]
+        more = len(hits) > limit
+        return Page(items, encode_cursor(list_key(items[-1])) if more and items else None)
 
-    def reminders(self, *, entity_id: str | None = None) -> list[Reminder]:
-        rs: list[Reminder] = list(self._table("reminder").values())  # type: ignore[arg-type]
-        if entity_id is not None:
-            rs = [r for r in rs if r.entity_id == entity_id]
-        return rs  # insertion order, like the sqlite store
+    def count(self, kind: type[R], *, where: dict[str, str] | None = None) -> int | None:
+        check_filters(kind.record_kind, where or {})  # type: ignore[attr-defined]
+        return sum(1 for r in self._all(kind) if _matches(r, where or {}))
 
-    def due_for_reminders(self, at: datetime, limit: int) -> list[Task | Bundle]:
-        # The memory store has no index; it is for tests and demos, not for a million tasks.
+    def audit_events(self, entity_id: str) -> list[AuditEvent]:
+        return sorted((e for e in self._all(AuditEvent) if e.entity_id == entity_id),
+                      key=lambda e: e.seq)
+
+    def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
+        # No index: the memory store is for tests and demos, not for a million tasks.
         hits: list[Task | Bundle] = [
-            r  # type: ignore[misc]
-            for kind in ("bundle", "task")
-            for r in self._table(kind).values()
-            if r.next_reminder_at is not None and r.next_reminder_at <= at  # type: ignore[attr-defined]
+            r for kind in (Bundle, Task) for r in self._all(kind)  # type: ignore[attr-defined]
+            if r.next_reminder_at is not None and r.next_reminder_at <= at
         ]
-        hits.sort(key=lambda r: (r.next_reminder_at, r.id))
-        return hits[:limit]
+        hits.sort(key=due_key)
+        return Page(hits[:limit], "more" if len(hits) > limit else None)
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
-        hits = [
-            r
-            for r in self._table("reminder").values()
-            if r.deliver_after is not None and r.deliver_after <= at  # type: ignore[attr-defined]
-        ]
-        hits.sort(key=lambda r: (r.deliver_after, r.reminder_id))  # type: ignore[attr-defined]
-        return hits[:limit]  # type: ignore[return-value]
+        hits = [r for r in self._all(Reminder)
+                if r.deliver_after is not None and r.deliver_after <= at]
+        hits.sort(key=lambda r: (r.deliver_after, r.reminder_id))
+        return hits[:limit]
 
-    def audit_events(self, *, entity_id: str | None = None) -> list[AuditEvent]:
-        if entity_id is None:
-            return list(self._events)
-        return [e for e in self._events if e.entity_id == entity_id]
+    def latest_seal(self) -> Seal | None:
+        seals = self._all(Seal)
+        return max(seals, key=lambda s: (s.at, s.seal_id)) if seals else None
 
-    def scan(self, kind: type[R]) -> Iterator[R]:
-        if kind is AuditEvent:
-            yield from self._events  # type: ignore[misc]
-            return
-        yield from list(self._table(kind.record_kind).values())  # type: ignore[attr-defined, misc]
-
-    def commit(self, changes: Changes) -> list[AuditEvent]:
-        check_size(changes)
+    @contextmanager
+    def snapshot(self) -> Iterator[_View]:
         with self._lock:
-            seen: set[tuple[str, str]] = set()
-            for rec in changes.creates:
-                key = (kind_of(rec), record_id(rec))
-                if key in seen or record_id(rec) in self._table(kind_of(rec)):
-                    raise ConflictError(record_id(rec), "it exists already")
-                seen.add(key)
-            fresh: set[str] = set()
-            for event in changes.events:
-                if event.event_id in self._event_ids or event.event_id in fresh:
-                    raise ConflictError(event.event_id, "audit event exists already")
-                fresh.add(event.event_id)
-            for rec, expected in changes.updates:
-                current = self._table(kind_of(rec)).get(record_id(rec))
-                if current is None:
-                    raise NotFoundError(kind_of(rec), record_id(rec))
-                if record_version(current) != expected:
-                    raise ConflictError(
-                        record_id(rec),
-                        f"version is {record_version(current)}, expected {expected}",
-                    )
-            for rec in changes.creates:
-                self._table(kind_of(rec))[record_id(rec)] = rec
+            frozen = {kind: dict(rows) for kind, rows in self._tables.items()}
+        yield _View(self, frozen)
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            return not any(self._tables.values())
+
+    # -- writes -----------------------------------------------------------------------------
+    def commit(self, changes: Changes) -> None:
+        check_size(self, changes)
+        with self._lock:
+            self._check(changes)
+            for rec in (*changes.creates, *changes.events):
+                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), rec.model_dump_json().encode())
                 if isinstance(rec, Task):
                     self._tasks_by_bundle.setdefault(rec.bundle_id, []).append(rec.task_id)
+                elif isinstance(rec, AuditEvent):
+                    self._chain_places[(rec.entity_id, rec.seq)] = rec.event_id
             for rec, _ in changes.updates:
-                self._table(kind_of(rec))[record_id(rec)] = rec
-            placed = []
-            for event in changes.events:
-                last = self._events[-1] if self._events else None
-                event = chain(event, last.seq if last else 0, last.hash if last else GENESIS_HASH)
-                self._events.append(event)
-                self._event_ids.add(event.event_id)
-                placed.append(event)
-            return placed
+                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), rec.model_dump_json().encode())
+
+    def _check(self, changes: Changes) -> None:
+        for rec, expected in changes.updates:  # first: a lost race names the record
+            row = self._rows(kind_of(rec)).get(record_id(rec))
+            if row is None:
+                raise NotFoundError(kind_of(rec), record_id(rec))
+            if row[0] != expected:
+                raise ConflictError(record_id(rec), f"version is {row[0]}, expected {expected}")
+        seen: set[tuple[str, str]] = set()
+        for rec in (*changes.creates, *changes.events):
+            key = (kind_of(rec), record_id(rec))
+            if key in seen or key[1] in self._rows(key[0]):
+                raise ConflictError(key[1], "it exists already")
+            seen.add(key)
+        chains = {(e.entity_id, e.seq) for e in changes.events}
+        if len(chains) != len(changes.events):
+            raise ConflictError(changes.events[0].entity_id, "two events at one place in its chain")
+        events = self._rows("audit_event")
+        for e in changes.events:  # unique per (entity_id, seq) against the stored events too
+            if self._chain_places.get((e.entity_id, e.seq)) in events:
+                raise ConflictError(e.entity_id, f"its audit event #{e.seq} exists already")
 
     def close(self) -> None:
         pass
 
-    # -- test hooks: let the contract suite tamper with the audit log like an attacker would
-    def _replace_events(self, events: list[AuditEvent]) -> None:
-        self._events = list(events)
-        self._event_ids = {e.event_id for e in events}
+    # -- test hooks: tamper with stored rows like an attacker or a damaged disk would --------
+    def _put_raw(self, kind: str, rid: str, doc: bytes, version: int = 1) -> None:
+        with self._lock:
+            self._rows(kind)[rid] = (version, doc)
+
+    def _delete_raw(self, kind: str, rid: str) -> None:
+        with self._lock:
+            self._rows(kind).pop(rid, None)
+            for ids in self._tasks_by_bundle.values():
+                if rid in ids:
+                    ids.remove(rid)
+
+    def _raw(self, kind: str, rid: str) -> bytes:
+        return self._rows(kind)[rid][1]
+
+
+def _version(rec: Record) -> int:
+    return getattr(rec, "version", 1)
+
+
+def _matches(rec: Any, where: dict[str, str]) -> bool:
+    return all(str(getattr(rec, k, None)) == v for k, v in where.items())
+

@@ -1,9 +1,12 @@
 """The SQLite store: the embedded default. WAL, one IMMEDIATE transaction per command.
 
 Each record kind has a table holding the record's JSON (``doc``, the export shape) beside the
-columns that queries need: the ID, the parent IDs, ``version`` for optimistic concurrency and
-the time indexes (integer microseconds since the epoch, partial indexes that hold only the rows
-with something scheduled). See docs/store-schemas.md.
+columns that queries need: the ID, parent IDs and list filters, ``version`` for optimistic
+concurrency and the time indexes (integer microseconds since the epoch; partial indexes hold
+only the rows with something scheduled). Audit events are plain inserts, unique per
+``(entity_id, seq)``: there is no global sequence. See docs/store-schemas.md.
+
+Driver errors are translated in one place, :data:`ERRORS`, by SQLite's primary result code.
 """
 
 from __future__ import annotations
@@ -11,35 +14,57 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from runtime.errors import ConflictError, InputError, NotFoundError, ThrottledError
+from runtime.errors import (
+    ConflictError,
+    DataopsError,
+    InputError,
+    NotFoundError,
+    RecordUnreadable,
+    StoreCorrupt,
+    StoreFault,
+    StoreFull,
+    StoreReadOnly,
+    ThrottledError,
+)
 from runtime.model import (
-    GENESIS_HASH,
     Artifact,
     AssistantJob,
     AuditEvent,
     Bundle,
     Record,
     Reminder,
+    Seal,
     Task,
-    chain,
     kind_of,
     record_id,
-    record_version,
 )
-from runtime.store.base import Changes, R, check_size
+from runtime.store.base import (
+    Changes,
+    Page,
+    R,
+    check_filters,
+    check_size,
+    decode,
+    decode_list_cursor,
+    due_key,
+    encode_cursor,
+    micros,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bundles (
     bundle_id TEXT PRIMARY KEY,
     template_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
     next_reminder_us INTEGER,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
@@ -50,11 +75,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     pos INTEGER PRIMARY KEY,
     task_id TEXT NOT NULL UNIQUE,
     bundle_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
     next_reminder_us INTEGER,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tasks_bundle ON tasks (bundle_id);
+CREATE INDEX IF NOT EXISTS tasks_bundle ON tasks (bundle_id, pos);
 CREATE INDEX IF NOT EXISTS tasks_next_reminder ON tasks (next_reminder_us)
     WHERE next_reminder_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -68,28 +95,38 @@ CREATE INDEX IF NOT EXISTS artifacts_task ON artifacts (task_id);
 CREATE TABLE IF NOT EXISTS assistant_jobs (
     assistant_job_id TEXT PRIMARY KEY,
     bundle_id TEXT NOT NULL,
+    task_id TEXT,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reminders (
-    pos INTEGER PRIMARY KEY,
-    reminder_id TEXT NOT NULL UNIQUE,
+    reminder_id TEXT PRIMARY KEY,
     entity_id TEXT NOT NULL,
+    fire_at_us INTEGER NOT NULL,
     deliver_after_us INTEGER,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS reminders_list ON reminders (fire_at_us, reminder_id);
 CREATE INDEX IF NOT EXISTS reminders_entity ON reminders (entity_id);
 CREATE INDEX IF NOT EXISTS reminders_deliver_after ON reminders (deliver_after_us)
     WHERE deliver_after_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit_events (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
+    event_id TEXT PRIMARY KEY,
     entity_id TEXT NOT NULL,
-    hash TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (entity_id, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_list ON audit_events (at_us, entity_id, seq);
+CREATE TABLE IF NOT EXISTS seals (
+    seal_id TEXT PRIMARY KEY,
+    at_us INTEGER NOT NULL,
+    version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_entity ON audit_events (entity_id);
 """
 
 _TABLE = {
@@ -98,35 +135,61 @@ _TABLE = {
     "artifact": ("artifacts", "artifact_id"),
     "assistant_job": ("assistant_jobs", "assistant_job_id"),
     "reminder": ("reminders", "reminder_id"),
+    "audit_event": ("audit_events", "event_id"),
+    "seal": ("seals", "seal_id"),
+}
+# list order per kind (see Store.page): the columns a cursor carries
+_LIST_ORDER = {
+    "reminder": ("fire_at_us", "reminder_id"),
+    "audit_event": ("at_us", "entity_id", "seq"),
+}
+_SCAN_ORDER = {"task": "task_id", "audit_event": "entity_id, seq"}
+
+# SQLite's primary result codes -> (our error, what to tell the operator). One table, pinned by
+# a test that makes each condition for real.
+ERRORS: dict[int, tuple[type[DataopsError], str]] = {
+    5: (ThrottledError, "the database is busy (another writer holds the lock)"),      # BUSY
+    6: (ThrottledError, "a table is locked by another connection"),                  # LOCKED
+    8: (StoreReadOnly, "the database is read-only; check the file's and folder's permissions"),  # READONLY
+    10: (StoreFault, "disk I/O error; check the disk"),                               # IOERR
+    11: (StoreCorrupt, "the database file is damaged; restore it from an export"),   # CORRUPT
+    13: (StoreFull, "the database or disk is full; free space and retry"),           # FULL
+    14: (StoreFault, "cannot open the database file; check the path and permissions"),  # CANTOPEN
+    26: (StoreCorrupt, "the file is not a SQLite database"),                           # NOTADB
 }
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-def micros(at: datetime | None) -> int | None:
-    if at is None:
-        return None
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def translate(url: str, e: sqlite3.Error) -> DataopsError:
+    """The error of ours that a driver error means (see :data:`ERRORS`)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    cls, text = ERRORS.get(code & 0xFF if isinstance(code, int) else -1,
+                           (StoreFault, "unexpected database error"))
+    detail = f"{text} ({e})"
+    if cls is ThrottledError:
+        return ThrottledError(f"{url}: {detail}")
+    return cls(url, detail)  # type: ignore[call-arg]
 
 
 def _columns(rec: Record) -> dict[str, object]:
     """The indexed columns of a record, besides its ID, version and doc."""
     match rec:
         case Bundle():
-            return {
-                "template_id": rec.template_id,
-                "created_at": rec.created_at.isoformat(),
-                "next_reminder_us": micros(rec.next_reminder_at),
-            }
+            return {"template_id": rec.template_id, "status": str(rec.status),
+                    "next_reminder_us": micros(rec.next_reminder_at)}
         case Task():
-            return {"bundle_id": rec.bundle_id, "next_reminder_us": micros(rec.next_reminder_at)}
+            return {"bundle_id": rec.bundle_id, "status": str(rec.status),
+                    "assignee": rec.assignee, "next_reminder_us": micros(rec.next_reminder_at)}
         case Artifact():
             return {"task_id": rec.task_id, "bundle_id": rec.bundle_id}
         case AssistantJob():
-            return {"bundle_id": rec.bundle_id}
+            return {"bundle_id": rec.bundle_id, "task_id": rec.task_id}
         case Reminder():
-            return {"entity_id": rec.entity_id, "deliver_after_us": micros(rec.deliver_after)}
+            return {"entity_id": rec.entity_id, "fire_at_us": micros(rec.fire_at),
+                    "deliver_after_us": micros(rec.deliver_after)}
+        case AuditEvent():
+            return {"entity_id": rec.entity_id, "seq": rec.seq, "at_us": micros(rec.at)}
+        case Seal():
+            return {"at_us": micros(rec.at)}
     raise InputError(f"the sqlite store cannot hold a {type(rec).__name__}")
 
 
@@ -149,11 +212,33 @@ class _Clash(Exception):
         self.table, self.key, self.ids = table, key, ids
 
 
+class _Reader:
+    """Scans over one connection inside one read transaction (a WAL snapshot)."""
+
+    def __init__(self, store: SqliteStore, db: sqlite3.Connection) -> None:
+        self.store, self.db = store, db
+
+    def scan(self, kind: type[R]) -> Iterator[R]:
+        name = kind.record_kind  # type: ignore[attr-defined]
+        table, key = _TABLE[name]
+        order = _SCAN_ORDER.get(name, key)
+        with self.store._driver():
+            cur = self.db.execute(f"SELECT {key}, doc FROM {table} ORDER BY {order}")
+            while rows := cur.fetchmany(500):
+                for rid, doc in rows:
+                    rec = decode(kind, rid, doc, self.store.quarantined)
+                    if rec is not None:
+                        yield rec
+
+
 class SqliteStore:
     """See the module docstring. Safe to share between the threads of one process."""
 
+    max_items: int | None = None
+
     def __init__(self, url: str, *, synchronous: str | None = None) -> None:
         self.url = url
+        self.quarantined: dict[str, str] = {}
         path, options = path_from_url(url)
         sync = (synchronous or options.get("synchronous", "FULL")).upper()
         if sync not in {"FULL", "NORMAL", "EXTRA"}:
@@ -163,54 +248,83 @@ class SqliteStore:
             raise InputError(
                 f"store {url!r}: folder {self.path.parent} does not exist; create it first"
             )
-        self._lock = threading.RLock()
-        try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={sync}")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self._db.execute(
-                        "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
-                elif int(row[0]) > SCHEMA_VERSION:
-                    self._db.execute("ROLLBACK")
-                    raise InputError(
-                        f"store {url!r} has schema {row[0]}, newer than this runtime's "
-                        f"{SCHEMA_VERSION}; upgrade dataops"
-                    )
-                self._db.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            raise InputError(f"store {url!r} is not a usable SQLite database: {e}") from e
         self.synchronous = sync
+        self._lock = threading.RLock()
+        self._db = self._connect()
+        self._ensure_schema()
 
-    # -- reads -----------------------------------------------------------------------------
-    def _one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
-        rows = self._all(sql, args)
-        return rows[0] if rows else None
+    # -- connection and schema ---------------------------------------------------------------
+    @contextmanager
+    def _driver(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as e:
+            raise translate(self.url, e) from e
 
-    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.OperationalError as e:
-                raise ThrottledError(f"{self.url}: {e}") from e
+    def _connect(self) -> sqlite3.Connection:
+        with self._driver():
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                 timeout=30.0)
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            return db
+
+    def _ensure_schema(self) -> None:
+        """Read the schema version without a lock; take the write lock only to create it."""
+        with self._lock, self._driver():
+            version = self._schema_version()
+            if version is None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                     (str(SCHEMA_VERSION),))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                version = self._schema_version()
+        if version != SCHEMA_VERSION:
+            self._db.close()
+            newer = (version or 0) > SCHEMA_VERSION
+            raise InputError(
+                f"store {self.url!r} has schema {version}; this runtime reads schema "
+                f"{SCHEMA_VERSION}: " + ("upgrade dataops" if newer else
+                "it was written by dataops 0.1 (one global audit chain): export it with that "
+                "version's `dataops export` and import into a new store")
+            )
+
+    def _schema_version(self) -> int | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return None
+            raise
+        return None if row is None else int(row[0])
+
+    # -- reads -------------------------------------------------------------------------------
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        with self._lock, self._driver():
+            return self._db.execute(sql, args).fetchall()
+
+    def _decoded(self, kind: type[R], rows: list[Any]) -> list[R]:
+        return [r for rid, doc in rows if (r := decode(kind, rid, doc, self.quarantined)) is not None]
 
     def find(self, kind: type[R], record_id: str) -> R | None:
-        if kind is AuditEvent:
-            row = self._one("SELECT doc FROM audit_events WHERE event_id = ?", (record_id,))
-            return None if row is None else kind.model_validate_json(row[0])  # type: ignore[arg-type]
         table, key = _TABLE[kind.record_kind]  # type: ignore[attr-defined]
-        row = self._one(f"SELECT doc FROM {table} WHERE {key} = ?", (record_id,))
-        return None if row is None else kind.model_validate_json(row[0])  # type: ignore[arg-type]
+        rows = self._all(f"SELECT doc FROM {table} WHERE {key} = ?", (record_id,))
+        if not rows:
+            return None
+        rec = decode(kind, record_id, rows[0][0], self.quarantined)
+        if rec is None:
+            raise RecordUnreadable(kind.record_kind, record_id, self.quarantined[record_id])  # type: ignore[attr-defined]
+        return rec
 
     def get(self, kind: type[R], record_id: str) -> R:
         found = self.find(kind, record_id)
@@ -219,86 +333,107 @@ class SqliteStore:
         return found
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
-        rows = self._all("SELECT doc FROM tasks WHERE bundle_id = ? ORDER BY pos", (bundle_id,))
-        return [Task.model_validate_json(r[0]) for r in rows]  # type: ignore[arg-type]
+        rows = self._all("SELECT task_id, doc FROM tasks WHERE bundle_id = ? ORDER BY pos",
+                         (bundle_id,))
+        return self._decoded(Task, rows)
 
-    def bundles(self) -> list[Bundle]:
-        rows = self._all("SELECT doc FROM bundles ORDER BY created_at, bundle_id")
-        return [Bundle.model_validate_json(r[0]) for r in rows]  # type: ignore[arg-type]
+    def page(self, kind: type[R], *, where: dict[str, str] | None = None, limit: int = 100,
+             cursor: str | None = None) -> Page[R]:
+        name = kind.record_kind  # type: ignore[attr-defined]
+        where = where or {}
+        check_filters(name, where)
+        table, key = _TABLE[name]
+        order = _LIST_ORDER.get(name, (key,))
+        clauses = [f"{col} = ?" for col in where]
+        args: list[object] = list(where.values())
+        if cursor:
+            after = decode_list_cursor(name, cursor)
+            clauses.append(f"({', '.join(order)}) > ({', '.join('?' * len(order))})")
+            args += after
+        sql = (f"SELECT {', '.join(order)}, {key}, doc FROM {table}"
+               + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+               + f" ORDER BY {', '.join(order)} LIMIT ?")
+        rows = self._all(sql, (*args, limit + 1))
+        items = self._decoded(kind, [r[-2:] for r in rows[:limit]])
+        more = len(rows) > limit
+        return Page(items, encode_cursor(rows[limit - 1][:len(order)]) if more and limit else None)
 
-    def reminders(self, *, entity_id: str | None = None) -> list[Reminder]:
-        if entity_id is None:
-            rows = self._all("SELECT doc FROM reminders ORDER BY pos")
-        else:
-            rows = self._all(
-                "SELECT doc FROM reminders WHERE entity_id = ? ORDER BY pos", (entity_id,)
-            )
-        return [Reminder.model_validate_json(r[0]) for r in rows]  # type: ignore[arg-type]
+    def count(self, kind: type[R], *, where: dict[str, str] | None = None) -> int | None:
+        name = kind.record_kind  # type: ignore[attr-defined]
+        where = where or {}
+        check_filters(name, where)
+        table, _ = _TABLE[name]
+        cond = " AND ".join(f"{col} = ?" for col in where)
+        rows = self._all(f"SELECT COUNT(*) FROM {table}" + (f" WHERE {cond}" if cond else ""),
+                         tuple(where.values()))
+        return int(rows[0][0])
 
-    def due_for_reminders(self, at: datetime, limit: int) -> list[Task | Bundle]:
+    def audit_events(self, entity_id: str) -> list[AuditEvent]:
+        rows = self._all("SELECT event_id, doc FROM audit_events WHERE entity_id = ? ORDER BY seq",
+                         (entity_id,))
+        return self._decoded(AuditEvent, rows)
+
+    def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
         t = micros(at)
-        bundles = self._all(
-            "SELECT doc FROM bundles WHERE next_reminder_us <= ? ORDER BY next_reminder_us LIMIT ?",
-            (t, limit),
-        )
-        tasks = self._all(
-            "SELECT doc FROM tasks WHERE next_reminder_us <= ? ORDER BY next_reminder_us LIMIT ?",
-            (t, limit),
-        )
-        out: list[Task | Bundle] = [Bundle.model_validate_json(r[0]) for r in bundles]  # type: ignore[arg-type]
-        out += [Task.model_validate_json(r[0]) for r in tasks]  # type: ignore[arg-type]
-        out.sort(key=lambda r: (r.next_reminder_at, r.id))
-        return out[:limit]
+        found: list[Task | Bundle] = []
+        more = False
+        for kind, table, key in ((Bundle, "bundles", "bundle_id"), (Task, "tasks", "task_id")):
+            rows = self._all(f"SELECT {key}, doc FROM {table} WHERE next_reminder_us <= ? "
+                             f"ORDER BY next_reminder_us, {key} LIMIT ?", (t, limit + 1))
+            more = more or len(rows) > limit
+            found += self._decoded(kind, rows[:limit])  # type: ignore[arg-type]
+        found.sort(key=due_key)
+        more = more or len(found) > limit
+        return Page(found[:limit], "more" if more else None)
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
         rows = self._all(
-            "SELECT doc FROM reminders WHERE deliver_after_us <= ? "
-            "ORDER BY deliver_after_us, pos LIMIT ?",
+            "SELECT reminder_id, doc FROM reminders WHERE deliver_after_us <= ? "
+            "ORDER BY deliver_after_us, reminder_id LIMIT ?",
             (micros(at), limit),
         )
-        return [Reminder.model_validate_json(r[0]) for r in rows]  # type: ignore[arg-type]
+        return self._decoded(Reminder, rows)
 
-    def audit_events(self, *, entity_id: str | None = None) -> list[AuditEvent]:
-        if entity_id is None:
-            rows = self._all("SELECT doc FROM audit_events ORDER BY seq")
-        else:
-            rows = self._all(
-                "SELECT doc FROM audit_events WHERE entity_id = ? ORDER BY seq", (entity_id,)
-            )
-        return [AuditEvent.model_validate_json(r[0]) for r in rows]  # type: ignore[arg-type]
+    def latest_seal(self) -> Seal | None:
+        rows = self._all("SELECT seal_id, doc FROM seals ORDER BY at_us DESC, seal_id DESC LIMIT 1")
+        found = self._decoded(Seal, rows)
+        return found[0] if found else None
 
-    def scan(self, kind: type[R]) -> Iterator[R]:
-        if kind is AuditEvent:
-            sql = "SELECT doc FROM audit_events ORDER BY seq"
-        else:
-            table, key = _TABLE[kind.record_kind]  # type: ignore[attr-defined]
-            sql = f"SELECT doc FROM {table} ORDER BY {key}"
-        for row in self._all(sql):
-            yield kind.model_validate_json(row[0])  # type: ignore[arg-type]
+    @contextmanager
+    def snapshot(self) -> Iterator[_Reader]:
+        db = self._connect()
+        try:
+            with self._driver():
+                db.execute("BEGIN")  # deferred: the snapshot starts at the first read
+            yield _Reader(self, db)
+        finally:
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            db.close()
 
-    # -- writes ----------------------------------------------------------------------------
-    def commit(self, changes: Changes) -> list[AuditEvent]:
-        check_size(changes)
-        with self._lock:
+    def is_empty(self) -> bool:
+        return not any(self._all(f"SELECT 1 FROM {table} LIMIT 1")
+                       for table, _ in _TABLE.values())
+
+    # -- writes ------------------------------------------------------------------------------
+    def commit(self, changes: Changes) -> None:
+        check_size(self, changes)
+        with self._lock, self._driver():
             db = self._db
+            db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                raise ThrottledError(f"database is busy: {e}") from e
-            try:
-                self._insert_all(changes.creates)
-                for rec, expected in changes.updates:
+                for rec, expected in changes.updates:  # first: a lost race names the record
                     self._update(rec, expected)
-                placed = self._append_events(changes.events)
+                self._insert_all([*changes.creates, *changes.events])
                 db.execute("COMMIT")
-                return placed
             except _Clash as clash:
                 db.execute("ROLLBACK")
                 # after the rollback only what existed before is visible: name the record
                 raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
                                     "it exists already") from clash.__cause__
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     def _insert_all(self, records: list[Record]) -> None:
@@ -307,7 +442,7 @@ class SqliteStore:
         ids: dict[str, list[str]] = {}
         for rec in records:
             table, key = _TABLE[kind_of(rec)]
-            cols = {key: record_id(rec), **_columns(rec), "version": record_version(rec),
+            cols = {key: record_id(rec), **_columns(rec), "version": getattr(rec, "version", 1),
                     "doc": rec.model_dump_json()}
             groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
             ids.setdefault(table, []).append(record_id(rec))
@@ -335,7 +470,7 @@ class SqliteStore:
 
     def _update(self, rec: Record, expected: int) -> None:
         table, key = _TABLE[kind_of(rec)]
-        cols = {**_columns(rec), "version": record_version(rec), "doc": rec.model_dump_json()}
+        cols = {**_columns(rec), "version": getattr(rec, "version", 1), "doc": rec.model_dump_json()}
         sets = ", ".join(f"{c} = ?" for c in cols)
         cur = self._db.execute(
             f"UPDATE {table} SET {sets} WHERE {key} = ? AND version = ?",
@@ -348,29 +483,10 @@ class SqliteStore:
             raise NotFoundError(kind_of(rec), record_id(rec))
         raise ConflictError(record_id(rec), f"version is {row[0]}, expected {expected}")
 
-    def _append_events(self, events: list[AuditEvent]) -> list[AuditEvent]:
-        if not events:
-            return []
-        row = self._db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
-        prev_seq, prev_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
-        placed = []
-        for event in events:
-            event = chain(event, prev_seq, prev_hash)
-            prev_seq, prev_hash = event.seq, event.hash
-            placed.append(event)
-        try:
-            self._db.executemany(
-                "INSERT INTO audit_events (seq, event_id, entity_id, hash, doc) VALUES (?, ?, ?, ?, ?)",
-                [(e.seq, e.event_id, e.entity_id, e.hash, e.model_dump_json()) for e in placed],
-            )
-        except sqlite3.IntegrityError as e:
-            raise _Clash("audit_events", "event_id", [p.event_id for p in placed]) from e
-        return placed
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    # -- test hooks -------------------------------------------------------------------------
+    # -- test hooks --------------------------------------------------------------------------
     def _raw(self) -> sqlite3.Connection:
         return self._db

@@ -264,7 +264,10 @@ def test_audit_log_and_verify(run: Any) -> None:
     assert r.code == 0
     events = r.json()
     assert isinstance(events, list) and len(events) >= 10
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    chains: dict[str, list[int]] = {}
+    for e in events:  # oldest first; each entity's chain in order, from 1
+        chains.setdefault(e["entity_id"], []).append(e["seq"])
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in chains.values()), chains
     for e in events:
         assert set(e) >= {"event_id", "seq", "actor", "entity_type", "entity_id", "action",
                           "before", "after", "summary", "at", "prev_hash", "hash"}
@@ -287,10 +290,19 @@ def _db(tmp_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(tmp_path / "cli.db", isolation_level=None)
 
 
-def _doc(db: sqlite3.Connection, seq: int) -> dict[str, Any]:
-    row = db.execute("SELECT doc FROM audit_events WHERE seq = ?", (seq,)).fetchone()
+CHAIN = FILE_RETURN  # created, started, two proofs, done: events #1..#5 of its own chain
+
+
+def _doc(db: sqlite3.Connection, seq: int, entity: str = CHAIN) -> dict[str, Any]:
+    row = db.execute("SELECT doc FROM audit_events WHERE entity_id = ? AND seq = ?",
+                     (entity, seq)).fetchone()
     data: dict[str, Any] = json.loads(row[0])
     return data
+
+
+def _set(db: sqlite3.Connection, seq: int, sql: str, *args: Any) -> None:
+    db.execute(f"UPDATE audit_events SET {sql} WHERE entity_id = ? AND seq = ?",
+               (*args, CHAIN, seq))
 
 
 def _verify_fails(run: Any) -> str:
@@ -302,11 +314,11 @@ def _verify_fails(run: Any) -> str:
 def test_verify_detects_an_edited_event(run: Any, tmp_path: Path) -> None:
     busy(run)
     with _db(tmp_path) as db:
-        doc = _doc(db, 5)
+        doc = _doc(db, 3)
         doc["summary"] = "nothing to see here"
-        db.execute("UPDATE audit_events SET doc = ? WHERE seq = 5", (json.dumps(doc),))
+        _set(db, 3, "doc = ?", json.dumps(doc))
     line = _verify_fails(run)
-    assert "#5" in line and doc["event_id"] in line
+    assert CHAIN in line and "#3" in line and doc["event_id"] in line
     assert "edited" in line
 
 
@@ -314,49 +326,81 @@ def test_verify_detects_an_edited_actor_with_a_recomputed_hash(run: Any, tmp_pat
     """Recomputing the edited event's own hash does not help: the next event links to the old
     one."""
     from runtime.model import AuditEvent
+    from runtime.rules.audit import event_hash
 
     busy(run)
     with _db(tmp_path) as db:
-        doc = _doc(db, 4)
+        doc = _doc(db, 3)
         doc["actor"] = "mallory"
-        event = AuditEvent.model_validate(doc)
-        doc["hash"] = event.content_hash(doc["prev_hash"])
-        db.execute("UPDATE audit_events SET doc = ?, hash = ? WHERE seq = 4",
-                   (json.dumps(doc), doc["hash"]))
+        doc["hash"] = event_hash(AuditEvent.model_validate(doc))
+        _set(db, 3, "doc = ?", json.dumps(doc))
     line = _verify_fails(run)
-    assert "#5" in line
+    assert "#4" in line and CHAIN in line
 
 
 def test_verify_detects_a_deleted_event(run: Any, tmp_path: Path) -> None:
     busy(run)
     with _db(tmp_path) as db:
-        removed = _doc(db, 5)
-        db.execute("DELETE FROM audit_events WHERE seq = 5")
+        removed = _doc(db, 3)
+        db.execute("DELETE FROM audit_events WHERE entity_id = ? AND seq = 3", (CHAIN,))
     line = _verify_fails(run)
-    assert "#6" in line and "#5" in line  # at event #6: expected event #5 here
+    assert "#4" in line and "#3" in line  # at event #4: expected event #3 here
     assert removed["event_id"] not in line
 
 
 def test_verify_detects_swapped_events(run: Any, tmp_path: Path) -> None:
     busy(run)
     with _db(tmp_path) as db:
-        db.execute("UPDATE audit_events SET seq = -1 WHERE seq = 4")
-        db.execute("UPDATE audit_events SET seq = 4 WHERE seq = 5")
-        db.execute("UPDATE audit_events SET seq = 5 WHERE seq = -1")
+        _set(db, 3, "seq = -1")
+        _set(db, 4, "seq = 3")
+        _set(db, -1, "seq = 4")
     line = _verify_fails(run)
-    assert "#5" in line and "#4" in line  # event #5 found where #4 was expected
+    assert "#4" in line and "#3" in line  # event #4 found where #3 was expected
 
 
 def test_verify_detects_swapped_events_with_renumbered_docs(run: Any, tmp_path: Path) -> None:
     busy(run)
     with _db(tmp_path) as db:
-        four, five = _doc(db, 4), _doc(db, 5)
-        four["seq"], five["seq"] = 5, 4
-        db.execute("UPDATE audit_events SET seq = -1 WHERE seq = 4")
-        db.execute("UPDATE audit_events SET seq = 4, doc = ? WHERE seq = 5", (json.dumps(five),))
-        db.execute("UPDATE audit_events SET seq = 5, doc = ? WHERE seq = -1", (json.dumps(four),))
+        three, four = _doc(db, 3), _doc(db, 4)
+        three["seq"], four["seq"] = 4, 3
+        _set(db, 3, "seq = -1")
+        _set(db, 4, "seq = 3, doc = ?", json.dumps(four))
+        _set(db, -1, "seq = 4, doc = ?", json.dumps(three))
     line = _verify_fails(run)
-    assert "#4" in line and five["event_id"] in line
+    assert "#3" in line and four["event_id"] in line
+
+
+def test_verify_detects_a_truncated_chain(run: Any, tmp_path: Path) -> None:
+    """The last event removed: every event left still links, but the record's chain head
+    names the event that is gone."""
+    busy(run)
+    with _db(tmp_path) as db:
+        db.execute("DELETE FROM audit_events WHERE entity_id = ? AND seq = 5", (CHAIN,))
+    line = _verify_fails(run)
+    assert CHAIN in line and "truncated" in line
+
+
+def test_verify_detects_a_record_edited_in_place(run: Any, tmp_path: Path) -> None:
+    busy(run)
+    with _db(tmp_path) as db:
+        doc = json.loads(db.execute("SELECT doc FROM tasks WHERE task_id = ?", (PAY,)).fetchone()[0])
+        doc["assignee"] = "mallory"
+        db.execute("UPDATE tasks SET doc = ? WHERE task_id = ?", (json.dumps(doc), PAY))
+    line = _verify_fails(run)
+    assert PAY in line and "edited in place" in line
+
+
+def test_verify_against_a_seal_detects_an_entity_removed_with_all_its_events(
+        run: Any, tmp_path: Path) -> None:
+    busy(run)
+    r = run("audit", "seal")
+    assert r.code == 0 and "root" in r.out
+    assert run("audit", "verify").code == 0
+    with _db(tmp_path) as db:
+        db.execute("DELETE FROM audit_events WHERE entity_id = ?", (PAY,))
+        db.execute("DELETE FROM tasks WHERE task_id = ?", (PAY,))
+    line = _verify_fails(run)
+    assert PAY in line and "gone with all its events" in line
 
 
 # ---- diagrams --------------------------------------------------------------------------------
@@ -366,6 +410,14 @@ def test_diagrams_in_the_repo_are_current(cli: Any) -> None:
     r = cli("diagrams", "--check", "--out", str(REPO / "docs" / "diagrams"))
     assert r.code == 0, r.err
     assert r.out.startswith("ok:")
+
+
+def test_diagrams_check_fails_when_a_spec_is_missing(cli: Any, specs_copy: Path) -> None:
+    assert cli("diagrams", "--check", "--out", str(REPO / "docs" / "diagrams")).code == 0
+    (specs_copy / "bundle.yaml").unlink()
+    r = cli("diagrams", "--check", "--out", str(REPO / "docs" / "diagrams"))
+    assert r.code == 2
+    assert str(specs_copy / "bundle.yaml") in one_error_line(r.err)
 
 
 def test_diagrams_check_fails_on_an_edited_copy(cli: Any, tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from importlib.metadata import version
+
 import pytest
 
 
@@ -30,3 +34,17 @@ def test_help_exits_0(cli) -> None:
 def test_unknown_or_unbuilt_store_is_a_clear_input_error(cli, url: str) -> None:
     r = cli("task", "list", store=url)
     assert r.code == 2 and r.err.startswith("error:") and url.split("?")[0] in r.err
+
+
+def test_version_prints_the_distributions_version(cli) -> None:
+    r = cli("--version")
+    assert (r.code, r.out, r.err) == (0, f"dataops {version('dataops-runtime')}\n", "")
+
+
+def test_version_imports_neither_pydantic_nor_transitions() -> None:
+    code = ("import sys; from runtime.cli import main; code = main(['--version']); "
+            "heavy = [m for m in ('pydantic', 'transitions', 'yaml') if m in sys.modules]; "
+            "print(code, heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "0 []", r.stdout

@@ -17,6 +17,7 @@ import yaml
 
 from runtime.model import Bundle
 from runtime.store import open_store
+from tests.helpers import bundles, log_of
 
 # DESIGN "Records": the export shape's field names are part of the contract.
 BUNDLE_FIELDS = {
@@ -74,7 +75,7 @@ def store_contents(tmp_path: Path) -> tuple[list[Bundle], int]:
         return [], 0
     store = open_store(f"sqlite:///{db}")
     try:
-        return store.bundles(), len(store.audit_events())
+        return bundles(store), len(log_of(store))
     finally:
         store.close()
 
@@ -173,11 +174,13 @@ def test_duplicate_template_id_across_two_files(cli, content_dir):
     copy = content_dir / "workflows" / "vat-return-copy.yaml"
     shutil.copy(original, copy)
     err = one_error(cli("validate", content=str(content_dir)))
-    # the files are read in name order: vat-return-copy.yaml first, vat-return.yaml is the dup
+    # neither file is used (which one won would depend on the names): each names the other
     line = line_of(original, "template_id:")
-    assert f"{original}:{line}:" in err
-    assert str(copy) in err
-    assert "template_id" in err and "'vat-return'" in err
+    assert f"{original}:{line}: template_id: 'vat-return' is also defined in {copy}" in err
+    assert f"{copy}:{line}: template_id: 'vat-return' is also defined in {original}" in err
+    assert "2 problems" in err
+    err = one_error(cli("bundle", "create", "vat-return", "--anchor", "2026-12-01"))
+    assert "template IDs must be unique across content/" in err
 
 
 def test_duplicate_task_ref(cli, content_dir):
@@ -282,6 +285,21 @@ def test_missing_content_folder(cli, tmp_path):
     assert "does not exist" in err
 
 
+@pytest.mark.parametrize("name", ["task", "bundle"])
+def test_missing_machine_spec(cli, content_dir, specs_copy, name):
+    (specs_copy / f"{name}.yaml").unlink()
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert str(specs_copy / f"{name}.yaml") in err and "missing" in err
+
+
+def test_missing_machine_specs_package(cli, content_dir, monkeypatch):
+    from runtime import machines
+
+    monkeypatch.setattr(machines, "SPECS_PACKAGE", "runtime.no_such_specs")
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert "runtime.no_such_specs" in err and "reinstall" in err
+
+
 def test_two_errors_in_two_files_are_both_reported(cli, content_dir):
     podcast = wf_file(content_dir, "podcast-episode")
     vat = wf_file(content_dir, "vat-return")
@@ -320,6 +338,135 @@ def test_definition_written_from_a_dict_with_several_errors(cli, tmp_path):
     assert "2 problems" in err
     assert f"{f}:{line_of(f, 'phase: q')}: tasks[0].phase" in err
     assert f"{f}:{line_of(f, 'instruction_step_id: two')}: tasks[0].instruction_step_id" in err
+
+
+# ---- a broken file does not stop the good ones ---------------------------------------------
+
+
+def generated(template_id: str, n_tasks: int) -> dict[str, Any]:
+    """A definition with ``n_tasks`` tasks (no size cap: any number validates)."""
+    return {
+        "template_id": template_id, "version": 1, "title": f"{n_tasks} tasks", "timezone": "UTC",
+        "default_assignee": "ops", "phases": [{"phase_id": "only", "title": "Only"}],
+        "tasks": [{"task_ref": f"t{i:03d}", "title": f"Task {i}", "phase": "only",
+                   "offset_days": i % 30} for i in range(n_tasks)],
+    }
+
+
+def break_podcast(content_dir: Path) -> Path:
+    f = wf_file(content_dir, "podcast-episode")
+    edit(f, "    offset_days: -14\n", "    offset_day: -14\n")
+    return f
+
+
+def test_validate_lists_every_problem_of_several_broken_files_in_one_run(cli, content_dir):
+    podcast = break_podcast(content_dir)
+    vat = wf_file(content_dir, "vat-return")
+    edit(vat, "    phase: close\n", "    phase: closing\n")
+    half = wf_file(content_dir, "half-written")
+    half.write_text("template_id: half-written\nversion: 1\n  title: indented\n", encoding="utf-8")
+    doc = content_dir / "docs" / "doc-brand-guide.yaml"
+    edit(doc, "location:", "locaton:")
+    newsletter = wf_file(content_dir, "newsletter")
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert err.startswith("error: 6 problems: ")
+    assert f"{doc}:{line_of(doc, 'locaton:')}: locaton: unknown field 'locaton'" in err
+    assert f"{doc}:1: location: required field is missing" in err
+    assert (f"{newsletter}:{line_of(newsletter, 'source_doc_ids:')}: source_doc_ids[1]: unknown "
+            f"document 'doc-brand-guide': the file that defines it is broken ({doc})") in err
+    assert f"{half}:3: not valid YAML" in err
+    assert f"{podcast}:{line_of(podcast, 'offset_day:')}: tasks[0].offset_day" in err
+    assert f"{vat}:{line_of(vat, 'phase: closing')}: tasks[5].phase" in err
+
+
+def test_template_list_lists_the_good_ones_and_warns_of_the_broken_one(cli, content_dir):
+    f = break_podcast(content_dir)
+    warning = (f"warning: 1 definition in {content_dir}/ is broken ({f}); "
+               "run dataops validate\n")
+    r = cli("template", "list")
+    assert r.code == 0, r.err
+    assert r.err == warning
+    assert "newsletter" in r.out and "vat-return" in r.out and "podcast-episode" not in r.out
+    r = cli("template", "list", "--json")
+    assert r.code == 0, r.err
+    assert [t["template_id"] for t in r.json()] == ["newsletter", "vat-return"]
+    assert r.err == warning
+    half = wf_file(content_dir, "half")
+    half.write_text("a: [\n", encoding="utf-8")
+    r = cli("template", "list")
+    assert r.code == 0, r.err
+    assert r.err == (f"warning: 2 definitions in {content_dir}/ are broken ({half}, {f}); "
+                     "run dataops validate\n")
+
+
+def test_scheduler_sweeps_beside_a_broken_definition_and_says_so(cli, content_dir):
+    f = break_podcast(content_dir)
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-12-01").code == 0
+    r = cli("scheduler", "run", "--once", now="2026-12-07T12:00:00+00:00")
+    assert r.code == 0, r.err
+    assert f"warning: 1 definition in {content_dir}/ is broken ({f}); run dataops validate" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_bundle_create_of_a_good_template_beside_a_broken_one(cli, tmp_path, content_dir):
+    f = break_podcast(content_dir)
+    good = cli("bundle", "create", "vat-return", "--anchor", "2026-12-01", "--json")
+    assert good.code == 0, good.err
+    assert good.err == ""
+    assert good.json()["bundle"]["bundle_id"] == "vat-return/2026-12-01"
+    err = one_error(cli("bundle", "create", "podcast-episode", "--anchor", "2026-12-01"))
+    assert f"{f}:{line_of(f, 'offset_day:')}: tasks[0].offset_day" in err
+    assert "did you mean 'offset_days'?" in err
+    err = one_error(cli("template", "show", "podcast-episode"))
+    assert "tasks[0].offset_day" in err
+    assert [b.bundle_id for b in store_contents(tmp_path)[0]] == ["vat-return/2026-12-01"]
+
+
+def test_reminders_due_works_beside_a_broken_definition(cli, content_dir):
+    """The broken definition is the schedule-triggered one: its firings are left out."""
+    f = wf_file(content_dir, "newsletter")
+    edit(f, 'cron: "0 9 * * MON"', 'cron: "every monday at nine"')
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-12-01").code == 0
+    r = cli("reminders", "due", "--at", "2026-12-07T12:00:00+00:00", "--json")
+    assert r.code == 0, r.err
+    due = r.json()
+    assert due and all(d["bundle_id"] == "vat-return/2026-12-01" for d in due)
+    assert "overdue" in {d["kind"] for d in due}
+
+
+def test_a_broken_document_file(cli, content_dir):
+    doc = content_dir / "docs" / "doc-tax-handbook.yaml"
+    doc.write_text("doc_id: doc-tax-handbook\ntitle: [unclosed\n", encoding="utf-8")
+    vat = wf_file(content_dir, "vat-return")
+    err = one_error(cli("validate", content=str(content_dir)))
+    assert f"{doc}:" in err and "not valid YAML" in err
+    assert f"{vat}:{line_of(vat, 'source_doc_ids:')}: source_doc_ids[0]: unknown document " \
+           "'doc-tax-handbook'" in err
+    r = cli("template", "list", "--json")
+    assert r.code == 0, r.err
+    assert [t["template_id"] for t in r.json()] == ["newsletter", "podcast-episode"]
+    assert r.err.startswith(f"warning: 2 files in {content_dir}/ are broken ({doc}, {vat}); ")
+    assert cli("bundle", "create", "podcast-episode", "--anchor", "2026-12-01").code == 0
+    err = one_error(cli("bundle", "create", "vat-return", "--anchor", "2026-12-01"))
+    assert "unknown document 'doc-tax-handbook'" in err and str(doc) in err
+
+
+@pytest.mark.parametrize("n_tasks", [53, 500])
+def test_a_definition_of_any_size_validates(cli, content_dir, n_tasks):
+    f = wf_file(content_dir, f"big-{n_tasks}")
+    f.write_text(yaml.safe_dump(generated(f"big-{n_tasks}", n_tasks)), encoding="utf-8")
+    r = cli("validate", content=str(content_dir))
+    assert r.code == 0, r.err
+    assert r.out.startswith("ok: 4 workflow definitions")
+
+
+def test_bundle_create_of_a_53_task_definition(cli, tmp_path, content_dir):
+    f = wf_file(content_dir, "big-53")
+    f.write_text(yaml.safe_dump(generated("big-53", 53)), encoding="utf-8")
+    r = cli("bundle", "create", "big-53", "--anchor", "2026-12-01", "--json")
+    assert r.code == 0, r.err
+    assert len(r.json()["tasks"]) == 53
+    assert store_contents(tmp_path)[1] == 54  # the bundle and its 53 tasks, one event each
 
 
 # ---- bundle create failures write nothing ----------------------------------------------------
@@ -425,10 +572,10 @@ def test_bundle_and_task_commands_print_the_export_shape(cli):
     assert listed.code == 0, listed.err
     bundles = listed.json()
     assert isinstance(bundles, list)
-    assert [x["bundle_id"] for x in bundles] == [bundle_id, "newsletter/2026-11-27"]  # oldest first
+    assert [x["bundle_id"] for x in bundles] == ["newsletter/2026-11-27", bundle_id]  # by ID
     for x in bundles:
         check_bundle_json(x)
-    assert bundles[0] == b
+    assert bundles[1] == b
     only = cli("bundle", "list", "--template", "newsletter", "--json").json()
     assert [x["bundle_id"] for x in only] == ["newsletter/2026-11-27"]
 

@@ -29,15 +29,15 @@ import pytest
 
 from runtime import engine
 from runtime.artifacts import LocalArtifactStore
-from runtime.audit import verify_chain
 from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
+from runtime.engine.reminders import RetryPolicy, preview_due, sweep
 from runtime.model import DeliveryStatus, Reminder, ReminderKind
 from runtime.model.common import utc
 from runtime.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSink, verify_signature
 from runtime.store.sqlite import SqliteStore
-from runtime.sweep import RetryPolicy, preview_due, sweep
+from tests.helpers import bundles, log_of, reminders, verified
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +81,8 @@ def populated(tmp_path: Path, content_dir: Path) -> Iterator[tuple[str, Services
     for template, anchors in ANCHORS.items():
         for anchor in anchors:
             assert engine.create_bundle(svc, template, anchor).created
-    assert len(svc.store.bundles()) == 19
-    assert svc.store.reminders() == []
+    assert len(bundles(svc.store)) == 19
+    assert reminders(svc.store) == []
     yield url, svc
     svc.store.close()
 
@@ -99,7 +99,7 @@ def sink_lines(*paths: Path) -> list[dict[str, Any]]:
 def fresh_reminders(url: str) -> list[Reminder]:
     store = SqliteStore(url)
     try:
-        return store.reminders()
+        return reminders(store)
     finally:
         store.close()
 
@@ -136,7 +136,7 @@ def assert_delivered_exactly_once(url: str, *sinks: Path) -> list[Reminder]:
 
 RUNNER = r"""
 import os, sys, time
-import runtime.cli, runtime.sweep, runtime.scheduler, runtime.notify, runtime.store.sqlite
+import runtime.cli, runtime.engine.reminders, runtime.scheduler, runtime.notify, runtime.store.sqlite
 import runtime.content, runtime.engine, apscheduler.schedulers.background
 barrier = sys.argv[1]
 print("ready", flush=True)
@@ -181,13 +181,13 @@ def test_two_daemons_record_and_deliver_each_reminder_exactly_once(
     # every reminder is recorded once in the audit log too, and the chain is intact
     store = SqliteStore(url)
     try:
-        events = store.audit_events()
-        verify_chain(events)
-        recorded = Counter(e.entity_id for e in events
+        all_events = log_of(store)
+        verified(store)
+        recorded = Counter(e.entity_id for e in all_events
                            if e.action == "record" and e.entity_type == "reminder")
         assert set(recorded) == {r.reminder_id for r in reminders}
         assert set(recorded.values()) == {1}
-        delivered = Counter(e.entity_id for e in events if e.action == "deliver")
+        delivered = Counter(e.entity_id for e in all_events if e.action == "deliver")
         assert set(delivered.values()) == {1} and len(delivered) == len(reminders)
         assert preview_due(services(url, content_dir, tmp_path, NOW), NOW) == []
     finally:
@@ -203,7 +203,7 @@ from runtime.content import load_content
 from runtime.engine import Services
 from runtime.model import parse_instant
 from runtime.store.sqlite import SqliteStore
-from runtime.sweep import record_due
+from runtime.engine.reminders import record_due
 url, content_dir, now = sys.argv[1:4]
 content = load_content(content_dir)
 svc = Services(SqliteStore(url), FixedClock(parse_instant(now)), "doomed", None, lambda: content)
@@ -252,7 +252,7 @@ from runtime.content import load_content
 from runtime.engine import Services
 from runtime.model import parse_instant
 from runtime.store.sqlite import SqliteStore
-from runtime.sweep import sweep
+from runtime.engine.reminders import sweep
 
 class Stuck:
     url = "test://stuck"
@@ -379,7 +379,7 @@ def test_webhook_is_delivered_signed_to_a_real_http_server(one_bundle: Services)
         assert not verify_signature(secret, timestamp, body, signature,
                                     now=int(timestamp) + 3600)
     assert sorted(seen) == sorted(r.reminder_id for r in report.recorded)
-    for r in svc.store.reminders():
+    for r in reminders(svc.store):
         assert r.delivery_status == DeliveryStatus.DELIVERED
 
 
@@ -391,7 +391,7 @@ def test_webhook_answering_500_is_retried(one_bundle: Services) -> None:
                        policy=policy, schedules=False)
     assert report.recorded and report.delivered == []
     assert len(receiver.requests) == len(report.recorded)
-    for r in svc.store.reminders():
+    for r in reminders(svc.store):
         assert r.delivery_status == DeliveryStatus.PENDING
         assert r.attempts == 1
         assert "500" in (r.last_error or ""), r.last_error
@@ -402,7 +402,7 @@ def test_webhook_answering_500_is_retried(one_bundle: Services) -> None:
         report = sweep(svc, [WebhookSink(receiver.url, secret="s3cret")], now=later,
                        policy=policy, schedules=False)
     assert len(receiver.requests) == len(report.delivered) > 0
-    for r in svc.store.reminders():
+    for r in reminders(svc.store):
         assert r.delivery_status == DeliveryStatus.DELIVERED and r.attempts == 2
 
 
@@ -412,7 +412,7 @@ def test_webhook_to_a_closed_port_is_retried(one_bundle: Services) -> None:
     report = sweep(one_bundle, [WebhookSink(url, secret="s3cret", timeout_s=2)], now=NOW,
                    schedules=False)
     assert report.recorded and len(report.retried) == len(report.recorded)
-    assert all(r.last_error for r in one_bundle.store.reminders())
+    assert all(r.last_error for r in reminders(one_bundle.store))
 
 
 # ---- (d) the long-running daemon stops on SIGTERM ---------------------------------------------

@@ -47,7 +47,7 @@ def test_export_is_snake_case_with_stable_ids_and_relationships(populated: Path,
     assert all(listed[k]["implemented"] for k in listed if k != "assistant_job")
     assert "task.bundle_id -> bundle.bundle_id" in manifest["relationships"]
     assert "artifact.task_id -> task.task_id" in manifest["relationships"]
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     for entry in manifest["entities"]:
         data = (populated / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
@@ -146,7 +146,7 @@ def test_an_edited_audit_event_breaks_the_export(populated: Path, cli) -> None:
         return events
 
     _rewrite(populated, "audit_events.jsonl", edit)
-    _broken(cli, populated, "audit chain broken at event #3")
+    _broken(cli, populated, "its content was edited after it was written")
 
 
 @pytest.mark.parametrize("target", ["memory://", "sqlite"])

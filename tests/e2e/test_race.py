@@ -29,11 +29,12 @@ from runtime.artifacts import LocalArtifactStore
 from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
-from runtime.errors import ConflictError
+from runtime.engine.uow import UnitOfWork
+from runtime.errors import ConflictError, TransitionRejected
 from runtime.model import Bundle, Task, TaskStatus
 from runtime.model.common import utc
-from runtime.store import Changes
 from runtime.store.sqlite import SqliteStore
+from tests.helpers import bundles, log_of, reminders, verified
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T08:00:00+00:00"
@@ -41,9 +42,9 @@ TASK = "vat-return/2026-11-02/file-return"
 
 
 def everything(store: SqliteStore) -> tuple[Any, ...]:
-    return (tuple(store.bundles()),
-            tuple(t for b in store.bundles() for t in store.tasks_of(b.bundle_id)),
-            tuple(store.audit_events()), tuple(store.reminders()))
+    return (tuple(bundles(store)),
+            tuple(t for b in bundles(store) for t in store.tasks_of(b.bundle_id)),
+            tuple(log_of(store)), tuple(reminders(store)))
 
 
 @pytest.fixture
@@ -66,16 +67,15 @@ def test_store_level_lost_race(two: tuple[Services, Services]) -> None:
     seen_a = a.store.get(Task, TASK)
     seen_b = b.store.get(Task, TASK)
     assert seen_a == seen_b and seen_a.version == 1
-    now = a.now()
-    won = seen_a.model_copy(update={"assignee": "a", "version": 2, "updated_at": now})
-    a.store.commit(Changes(updates=[(won, 1)], events=[
-        engine.event_for("a", now, "assign", "a takes it", seen_a, won)]))
+    uow = UnitOfWork(a)
+    won = uow.update(seen_a, {"assignee": "a"}, "a takes it", action="assign")
+    uow.commit()
     before = everything(b.store)  # b's connection sees a's commit
     assert b.store.get(Task, TASK) == won
-    lost = seen_b.model_copy(update={"assignee": "b", "version": 2, "updated_at": now})
+    lost = UnitOfWork(b)
+    lost.update(seen_b, {"assignee": "b"}, "b takes it", action="assign")
     with pytest.raises(ConflictError) as info:
-        b.store.commit(Changes(updates=[(lost, 1)], events=[
-            engine.event_for("b", now, "assign", "b takes it", seen_b, lost)]))
+        lost.commit()
     assert TASK in str(info.value)
     assert everything(b.store) == before
     assert everything(a.store) == before
@@ -85,36 +85,31 @@ def test_a_lost_race_in_one_command_writes_none_of_it(two: tuple[Services, Servi
     """The loser's command would also have written its bundle and a reminder: none of them is
     written when its task update conflicts (one transaction)."""
     a, b = two
-    tasks = b.store.tasks_of("vat-return/2026-11-02")
+    stale = b.store.get(Task, TASK)
     bundle = b.store.get(Bundle, "vat-return/2026-11-02")
     engine.fire_task(a, TASK, "start")
     before = everything(b.store)
-    now = b.now()
-    stale = tasks[3]
-    assert stale.task_id == TASK and stale.version == 1
-    moved = bundle.model_copy(update={"title": "renamed", "version": bundle.version + 1})
-    changes = Changes(
-        updates=[(moved, bundle.version),  # would succeed on its own
-                 (stale.model_copy(update={"assignee": "b", "version": 2}), 1)],  # lost
-        events=[engine.event_for("b", now, "assign", "b", stale, stale)],
-    )
+    uow = UnitOfWork(b)
+    uow.update(bundle, {"title": "renamed"}, "renamed", action="rename")  # would succeed alone
+    uow.update(stale, {"assignee": "b"}, "b", action="assign")  # lost
     with pytest.raises(ConflictError):
-        b.store.commit(changes)
+        uow.commit()
     assert everything(b.store) == before
     assert b.store.get(Bundle, "vat-return/2026-11-02").title == bundle.title
 
 
 class _RaceAfterLoad:
     """A store proxy that lets another writer commit right after this one loaded the task's
-    bundle (the last read before a command writes): a lost race, forced deterministically."""
+    bundle (the last read before a command writes): a lost race, forced deterministically,
+    ``times`` times in a row."""
 
-    def __init__(self, inner: SqliteStore, rival: Any) -> None:
-        self._inner, self._rival, self._armed = inner, rival, True
+    def __init__(self, inner: SqliteStore, rival: Any, times: int = 1) -> None:
+        self._inner, self._rival, self._left = inner, rival, times
 
     def get(self, kind: type, record_id: str) -> Any:
         result = self._inner.get(kind, record_id)
-        if kind is Bundle and self._armed:
-            self._armed = False
+        if kind is Bundle and self._left:
+            self._left -= 1
             self._rival()
         return result
 
@@ -122,26 +117,51 @@ class _RaceAfterLoad:
         return getattr(self._inner, name)
 
 
-@pytest.mark.parametrize("trigger", ["start", "cancel"])
-def test_fire_task_loses_the_race_and_changes_nothing(
-        two: tuple[Services, Services], trigger: str) -> None:
-    a, b = two
-    won = {}
-    racing = Services(_RaceAfterLoad(b.store, lambda: won.setdefault(  # type: ignore[arg-type]
-        "task", engine.fire_task(a, TASK, "start"))), b.clock, "b", b.artifacts,
-        b.content_loader)
-    args = {"reason": "not needed"} if trigger == "cancel" else {}
-    with pytest.raises(ConflictError):
-        engine.fire_task(racing, TASK, trigger, **args)
-    after = b.store.get(Task, TASK)
-    assert after == won["task"]
-    assert after.status == TaskStatus.IN_PROGRESS and after.version == 2
-    events = b.store.audit_events(entity_id=TASK)
-    assert [e.actor for e in events] == ["a", "a"]  # create, a's start; nothing of b's
-    assert [e.action for e in events] == ["create", "start"]
-    from runtime.audit import verify_chain
+def _racing(b: Services, rival: Any, times: int = 1) -> Services:
+    return Services(_RaceAfterLoad(b.store, rival, times), b.clock, "b",  # type: ignore[arg-type]
+                    b.artifacts, b.content_loader)
 
-    verify_chain(b.store.audit_events())
+
+def test_a_lost_race_is_rerun_and_the_guards_judge_the_fresh_record(
+        two: tuple[Services, Services]) -> None:
+    """b loads the task, a starts it first: b's start is re-run on the fresh record, which the
+    machine refuses (it is in progress already); nothing of b's is written."""
+    a, b = two
+    racing = _racing(b, lambda: engine.fire_task(a, TASK, "start"))
+    with pytest.raises(TransitionRejected) as info:
+        engine.fire_task(racing, TASK, "start")
+    assert "in_progress" in str(info.value)
+    log = log_of(b.store, entity_id=TASK)
+    assert [(e.actor, e.action) for e in log] == [("a", "create"), ("a", "start")]
+    verified(b.store)
+
+
+def test_a_lost_race_that_still_applies_succeeds_on_the_rerun(
+        two: tuple[Services, Services]) -> None:
+    a, b = two
+    racing = _racing(b, lambda: engine.fire_task(a, TASK, "start"))
+    done = engine.fire_task(racing, TASK, "cancel", reason="not needed")
+    assert done.status == TaskStatus.CANCELLED and done.version == 3
+    log = log_of(b.store, entity_id=TASK)
+    assert [(e.actor, e.action) for e in log] == [("a", "create"), ("a", "start"), ("b", "cancel")]
+    bundle = b.store.get(Bundle, "vat-return/2026-11-02")
+    assert sum(p.open_tasks for p in bundle.phases) == len(b.store.tasks_of(bundle.bundle_id)) - 1
+    verified(b.store)
+
+
+def test_a_race_lost_on_every_retry_is_a_conflict_and_changes_nothing(
+        two: tuple[Services, Services]) -> None:
+    from runtime.engine.uow import RETRIES
+
+    a, b = two
+    n = iter(range(100))
+    racing = _racing(b, lambda: engine.assign_task(a, TASK, f"rival-{next(n)}"), times=RETRIES)
+    with pytest.raises(ConflictError):
+        engine.fire_task(racing, TASK, "start")
+    after = b.store.get(Task, TASK)
+    assert after.status == TaskStatus.TODO and after.assignee == f"rival-{RETRIES - 1}"
+    assert {e.actor for e in log_of(b.store, entity_id=TASK)} == {"a"}
+    verified(b.store)
 
 
 # ---- real processes --------------------------------------------------------------------------

@@ -1,30 +1,48 @@
-"""The store contract: one suite, every adapter (the ``store`` fixture is parametrized).
+"""The store contract (store port v2): one suite, every adapter (``store`` is parametrized).
 
-What every adapter must do (DESIGN.md, "Concurrency and atomicity", "Stable IDs"): round-trip
-every field of every record kind; refuse a create whose ID exists and an update whose version
-moved on, writing nothing of that command; chain the audit log; answer the ID, bundle and time
-index queries; keep a deterministic-ID insert idempotent (the first one wins); cap a command at
-MAX_ITEMS_PER_COMMIT items; let exactly one of several racing writers win.
+What every adapter must do (DESIGN.md "Concurrency and atomicity", "Audit chains", "Errors";
+runtime/store/base.py): round-trip every field of every record kind, instants included;
+refuse a create whose ID exists and an update whose version moved on, writing nothing of that
+command; insert audit events as they are (no global chain: unique by event_id and by
+(entity_id, seq)); answer the ID, bundle, due and delivery index queries; page with an opaque
+cursor; scan in ID order inside one consistent snapshot; quarantine a record that does not
+decode; keep a deterministic-ID insert idempotent (the first one wins); honour a declared
+``max_items``; let exactly one of several racing writers win, and never make writers of
+different records contend.
 
-The SQLite-only facts (WAL, synchronous, URL parsing, driver error translation, two real
-processes racing) are in :class:`TestSqlite` at the end.
+The SQLite-only facts (WAL, synchronous, URL parsing, schema version, each driver-error mapping
+made for real, several real processes) are in the ``TestSqlite*`` classes at the end.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import random
 import sqlite3
 import threading
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runtime.errors import ConflictError, InputError, NotFoundError, ThrottledError
+from runtime.errors import (
+    ConflictError,
+    DataopsError,
+    InputError,
+    NotFoundError,
+    RecordUnreadable,
+    StoreCorrupt,
+    StoreFault,
+    StoreFull,
+    StoreReadOnly,
+    ThrottledError,
+)
 from runtime.model import (
     GENESIS_HASH,
+    KIND_BY_NAME,
     Artifact,
     ArtifactProof,
     AssistantJob,
@@ -44,17 +62,25 @@ from runtime.model import (
     Reminder,
     ReminderKind,
     ReminderSettings,
+    Seal,
     Task,
     TaskStatus,
     UrlProof,
+    kind_of,
     record_id,
     reminder_id_for,
 )
 from runtime.model.common import Record, utc
-from runtime.store import MAX_ITEMS_PER_COMMIT, Changes, Store, open_store
+from runtime.rules.audit import event_hash, state_hash, verify_entity
+from runtime.store import Changes, Page, Store, open_store
+from runtime.store.base import encode_cursor
+from runtime.store.memory import MemoryStore
+from runtime.store.sqlite import ERRORS, SqliteStore, path_from_url, translate
+from tests.helpers import bundles, every, reminders
 
 T0 = utc(2026, 11, 25, 8, 0)
 KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder)
+ALL_KINDS: tuple[type[Record], ...] = tuple(KIND_BY_NAME.values())  # + AuditEvent, Seal
 
 
 def at(minutes: float = 0, us: int = 0) -> datetime:
@@ -88,7 +114,7 @@ def full_bundle() -> Bundle:
     return bundle(
         "podcast/2026-12-01",
         status=BundleStatus.COMPLETED,
-        phases=[PhaseRef(phase_id="prep", title="Preparation"),
+        phases=[PhaseRef(phase_id="prep", title="Preparation", open_tasks=2),
                 PhaseRef(phase_id="publish", title="Publishing")],
         references=[Reference(label="Show notes template", url="https://example.com/notes")],
         required_bundle_links=[
@@ -103,6 +129,8 @@ def full_bundle() -> Bundle:
         reminder_cursor=at(-60, us=654_321),
         created_at=at(us=1),
         version=4,
+        audit_seq=9,
+        audit_hash="b" * 64,
     ).model_copy(update={"updated_at": at(30, us=7)})
 
 
@@ -174,6 +202,8 @@ def full_task() -> Task:
         created_at=at(us=2),
         updated_at=at(120, us=999_999),
         version=7,
+        audit_seq=6,
+        audit_hash="c" * 64,
     )
 
 
@@ -190,6 +220,8 @@ def full_artifact() -> Artifact:
         created_by="producer",
         created_at=at(101, us=1),
         version=2,
+        audit_seq=1,
+        audit_hash="d" * 64,
     )
 
 
@@ -206,6 +238,8 @@ def full_job() -> AssistantJob:
         created_at=at(1),
         updated_at=at(2, us=77),
         version=3,
+        audit_seq=3,
+        audit_hash="e" * 64,
     )
 
 
@@ -239,12 +273,18 @@ def full_reminder() -> Reminder:
         attempts=4,
         last_error="webhook returned 502",
         version=5,
+        audit_seq=2,
+        audit_hash="f" * 64,
     ).model_copy(update={"kind": ReminderKind.OVERDUE, "fire_at": at(-30)})
 
 
-def event(event_id: str, entity_id: str = "podcast/2026-12-01/book-guest", **kw: Any) -> AuditEvent:
+def event(event_id: str, entity_id: str = "podcast/2026-12-01/book-guest", seq: int = 1,
+          **kw: Any) -> AuditEvent:
+    """An event at ``seq`` of ``entity_id``'s chain; its hashes are any strings (the store does
+    not check them; :func:`link` builds real ones)."""
     fields: dict[str, Any] = {
         "event_id": event_id,
+        "seq": seq,
         "actor": "tester",
         "entity_type": "task",
         "entity_id": entity_id,
@@ -253,71 +293,177 @@ def event(event_id: str, entity_id: str = "podcast/2026-12-01/book-guest", **kw:
         "after": {"status": "in_progress", "n": [1, 2]},
         "summary": f"{event_id} on {entity_id}",
         "at": T0,
+        "prev_hash": f"prev of {event_id}",
+        "hash": f"hash of {event_id}",
+        "state_hash": f"state after {event_id}",
     }
     fields.update(kw)
     return AuditEvent(**fields)
 
 
-def bump(rec: Record, **update: Any) -> Record:
+def full_event() -> AuditEvent:
+    return event("ev-full", "podcast/2026-12-01/publish", seq=12, actor="producer",
+                 entity_type="task", action="complete", before={"status": "in_progress"},
+                 after={"deep": {"list": [1, "two", None, 3.5, True]}, "ü": "ß"},
+                 summary="completed \"Publish\"\nwith a newline", at=at(3, us=123),
+                 prev_hash="1" * 64, hash="2" * 64, state_hash="3" * 64)
+
+
+def seal(seal_id: str = "seal-1", when: datetime = T0, **kw: Any) -> Seal:
+    fields: dict[str, Any] = dict(
+        seal_id=seal_id, at=when, root="9" * 64, count=2,
+        heads=[("bundle", "podcast/2026-12-01", 3, "a" * 64), ("task", "t", 1, "b" * 64)],
+        created_by="scheduler",
+    )
+    return Seal(**{**fields, **kw})
+
+
+def bump(rec: Any, **update: Any) -> Any:
     """The next version of ``rec`` (what a command writes after reading it)."""
-    return rec.model_copy(update={"version": rec.version + 1, **update})  # type: ignore[attr-defined]
+    return rec.model_copy(update={"version": rec.version + 1, **update})
+
+
+# ---- audit chains built with the real hashing (what the unit of work does) -----------------
+
+
+def link(rec: Any, event_id: str, action: str = "update", *, when: datetime = T0,
+         **kw: Any) -> tuple[Any, AuditEvent]:
+    """``rec`` one step further along its own chain: the record carries the new head
+    (``audit_seq``, ``audit_hash``), the event links to the previous head."""
+    seq = rec.audit_seq + 1
+    head = rec.model_copy(update={"audit_seq": seq})
+    draft = AuditEvent(
+        event_id=event_id, seq=seq, actor=kw.pop("actor", "tester"), entity_type=kind_of(rec),
+        entity_id=record_id(rec), action=action, summary=f"{action} {record_id(rec)}", at=when,
+        prev_hash=rec.audit_hash or GENESIS_HASH, hash="", state_hash=state_hash(head), **kw,
+    )
+    ev = draft.model_copy(update={"hash": event_hash(draft)})
+    return head.model_copy(update={"audit_hash": ev.hash}), ev
+
+
+def step(rec: Any, event_id: str, **update: Any) -> tuple[Any, AuditEvent]:
+    """The next version of ``rec`` and the event that records it."""
+    return link(bump(rec, **update), event_id)
+
+
+def created(*recs: Any) -> Changes:
+    """A command creating ``recs``, each with its first audit event."""
+    changes = Changes()
+    for rec in recs:
+        head, ev = link(rec, f"ev-create-{record_id(rec)}", "create")
+        changes.creates.append(head)
+        changes.events.append(ev)
+    return changes
+
+
+def chain_problems(store: Store, kind: type[Any], rid: str) -> list[str]:
+    """What ``audit verify`` would say of one entity: its chain against its record."""
+    rec = store.get(kind, rid)
+    return verify_entity(kind.record_kind, rid, (rec.audit_seq, rec.audit_hash, state_hash(rec)),
+                         store.audit_events(rid))
 
 
 # ---- inspection helpers -------------------------------------------------------------------
 
 
-def snapshot(store: Store) -> dict[str, Any]:
-    """Everything in the store, comparable with ==: records by kind and ID, the audit log."""
+def dump(store: Store) -> dict[str, Any]:
+    """Everything in the store, comparable with ==: every kind by ID (audit events and seals
+    included), and the chains in scan order."""
     snap: dict[str, Any] = {
-        kind.record_kind: {record_id(r): r.to_json() for r in store.scan(kind)}  # type: ignore[attr-defined]
-        for kind in KINDS
+        kind.record_kind: {record_id(r): r.to_json() for r in every(store, kind)}  # type: ignore[attr-defined]
+        for kind in ALL_KINDS
     }
-    snap["audit"] = [e.to_json() for e in store.audit_events()]
+    snap["chains"] = [(e.entity_id, e.seq, e.event_id) for e in every(store, AuditEvent)]
     return snap
 
 
-def assert_chain(events: list[AuditEvent]) -> None:
-    """seq 1..n, each prev_hash is the previous hash (GENESIS first), each hash recomputes."""
-    prev = GENESIS_HASH
-    for n, e in enumerate(events, start=1):
-        assert e.seq == n, f"event {e.event_id} has seq {e.seq}, expected {n}"
-        assert e.prev_hash == prev, f"event #{n} does not link to the previous hash"
-        assert e.hash == e.content_hash(prev), f"event #{n}'s hash does not recompute"
-        prev = e.hash
+def applied(before: dict[str, Any], changes: Changes) -> dict[str, Any]:
+    """``before`` with ``changes`` written (what a store must hold after a winning commit)."""
+    after = {k: dict(v) for k, v in before.items() if k != "chains"}
+    for rec in (*changes.creates, *(r for r, _ in changes.updates), *changes.events):
+        after[kind_of(rec)][record_id(rec)] = rec.to_json()
+    after["chains"] = sorted([*before["chains"],
+                              *((e.entity_id, e.seq, e.event_id) for e in changes.events)])
+    return after
 
 
-def ids(records: list[Any]) -> list[tuple[str, str]]:
-    return [(type(r).__name__, record_id(r)) for r in records]
+def ids(records: list[Any] | Page[Any]) -> list[tuple[str, str]]:
+    items = records.items if isinstance(records, Page) else records
+    return [(type(r).__name__, record_id(r)) for r in items]
+
+
+def page_all(store: Store, kind: type[Any], limit: int, **where: str) -> list[Page[Any]]:
+    """Every page of a list, following the cursors."""
+    pages = [store.page(kind, where=where or None, limit=limit)]
+    while pages[-1].next_cursor is not None:
+        assert len(pages) < 100, "the cursor does not advance"
+        pages.append(store.page(kind, where=where or None, limit=limit,
+                                cursor=pages[-1].next_cursor))
+    return pages
+
+
+def listed(store: Store, kind: type[Any], limit: int = 3, **where: str) -> list[str]:
+    return [record_id(r) for p in page_all(store, kind, limit, **where) for r in p.items]
 
 
 def seeded(store: Store) -> tuple[Bundle, Task]:
-    """A bundle and one of its tasks, committed with one audit event."""
-    b, t = bundle(), task()
-    store.commit(Changes(creates=[b, t], events=[event("ev-seed", b.bundle_id)]))
-    return b, t
+    """A bundle and one of its tasks, committed with their creation events."""
+    changes = created(bundle(), task())
+    store.commit(changes)
+    b, t = changes.creates
+    return b, t  # type: ignore[return-value]
+
+
+def damage(store: Store, kind: str, rid: str, doc: bytes = b'{"garbage": 1}') -> None:
+    """Overwrite a stored record's JSON, as a damaged disk or a newer version would."""
+    if isinstance(store, MemoryStore):
+        version = getattr(store.find(KIND_BY_NAME[kind], rid), "version", 1)
+        store._put_raw(kind, rid, doc, version)
+        return
+    assert isinstance(store, SqliteStore)
+    table, key = {"task": ("tasks", "task_id"), "bundle": ("bundles", "bundle_id"),
+                  "reminder": ("reminders", "reminder_id")}[kind]
+    cur = store._raw().execute(f"UPDATE {table} SET doc = ? WHERE {key} = ?", (doc.decode(), rid))
+    assert cur.rowcount == 1
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """A memory and a SQLite store, to compare what each gives back."""
+    m, s = open_store("memory://"), open_store(f"sqlite:///{tmp_path / 'both.db'}")
+    yield m, s
+    m.close()
+    s.close()
 
 
 # ---- create, get, find --------------------------------------------------------------------
 
 
+FULL_BUILDERS = [full_bundle, full_task, full_artifact, full_job, full_reminder, full_event,
+                 lambda: seal("seal-full", at(7, us=1))]
+FULL_IDS = ["bundle", "task", "artifact", "assistant_job", "reminder", "audit_event", "seal"]
+
+
 class TestRoundTrip:
-    @pytest.mark.parametrize(
-        "build", [full_bundle, full_task, full_artifact, full_job, full_reminder],
-        ids=["bundle", "task", "artifact", "assistant_job", "reminder"],
-    )
+    @pytest.mark.parametrize("build", FULL_BUILDERS, ids=FULL_IDS)
     def test_create_then_get_and_find_round_trip_every_field(self, store: Store, build):
         rec = build()
         # the builder really sets every field, so a dropped column cannot hide behind a default
         unset = set(type(rec).model_fields) - rec.model_fields_set
         assert not unset, f"test builder leaves {unset} at the default"
 
-        store.commit(Changes(creates=[rec]))
+        if isinstance(rec, AuditEvent):
+            assert store.commit(Changes(events=[rec])) is None
+        else:
+            assert store.commit(Changes(creates=[rec])) is None
 
         kind = type(rec)
         for got in (store.get(kind, record_id(rec)), store.find(kind, record_id(rec))):
             assert type(got) is kind
             assert got == rec
             assert got.to_json() == rec.to_json()
+        [scanned] = every(store, kind)
+        assert scanned == rec
 
     def test_instants_come_back_as_aware_utc_with_microseconds(self, store: Store):
         t = full_task()
@@ -329,10 +475,10 @@ class TestRoundTrip:
 
     def test_find_of_an_unknown_id_is_none(self, store: Store):
         seeded(store)
-        for kind in KINDS:
+        for kind in ALL_KINDS:
             assert store.find(kind, "no-such-id") is None
 
-    @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.record_kind)
+    @pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.record_kind)
     def test_get_of_an_unknown_id_raises_not_found_naming_the_id(self, store: Store, kind):
         seeded(store)
         with pytest.raises(NotFoundError) as err:
@@ -345,6 +491,69 @@ class TestRoundTrip:
         b, t = seeded(store)
         assert store.find(Task, b.bundle_id) is None
         assert store.find(Bundle, t.task_id) is None
+        assert store.find(AuditEvent, t.task_id) is None
+
+    def test_an_empty_command_is_fine(self, store: Store):
+        assert store.commit(Changes()) is None
+        assert store.is_empty()
+
+
+class TestInstants:
+    """Instants given with any offset are stored and come back as the same UTC instant, with
+    identical JSON from every adapter (records are kept as their JSON)."""
+
+    RAW = {
+        "task_id": "b/t", "bundle_id": "b", "template_id": "podcast", "template_task_ref": "t",
+        "title": "T", "phase": "prep", "assignee": "host", "due_date": "2026-11-26",
+        "follow_up_at": "2026-11-25T10:00:00.123456+02:00",
+        "completed_at": "2026-11-24T23:30:00.000001-08:30",
+        "next_reminder_at": "2026-11-25T13:45:00.5+05:45",
+        "created_at": "2026-11-25T08:00:00Z",
+        "updated_at": "2026-11-25T09:00:00+01:00",
+        "version": 1,
+    }
+    UTC_JSON = {
+        "follow_up_at": "2026-11-25T08:00:00.123456+00:00",
+        "completed_at": "2026-11-25T08:00:00.000001+00:00",
+        "next_reminder_at": "2026-11-25T08:00:00.500000+00:00",
+        "created_at": "2026-11-25T08:00:00+00:00",
+        "updated_at": "2026-11-25T08:00:00+00:00",
+    }
+
+    def test_an_offset_instant_comes_back_as_the_same_utc_instant(self, store: Store):
+        t = Task.model_validate(self.RAW)
+        store.commit(Changes(creates=[t]))
+        got = store.get(Task, "b/t")
+        assert got.follow_up_at == datetime(2026, 11, 25, 8, 0, 0, 123_456, tzinfo=UTC)
+        for name, text in self.UTC_JSON.items():
+            value = getattr(got, name)
+            assert value.utcoffset() == timedelta(0), name
+            assert value == datetime.fromisoformat(self.RAW[name].replace("Z", "+00:00")), name
+            assert got.to_json()[name] == text
+        # and the due index holds the instant itself, to the microsecond
+        due = got.next_reminder_at
+        assert ids(store.due_for_reminders(due, limit=5)) == [("Task", "b/t")]
+        assert store.due_for_reminders(due - timedelta(microseconds=1), limit=5).items == []
+
+    def test_every_adapter_gives_back_identical_json(self, both):
+        rem = Reminder.model_validate({
+            "reminder_id": "r", "kind": "due", "entity_type": "task", "entity_id": "b/t",
+            "bundle_id": "b", "fire_at": "2026-11-25T10:00:00.123456+02:00",
+            "recorded_at": "2026-11-25T03:00:00-05:00",
+            "deliver_after": "2026-11-25T09:00:00.999999+01:00", "summary": "s"})
+        ev = AuditEvent.model_validate({**event("ev").to_json(),
+                                        "at": "2026-11-25T10:00:00.123456+02:00"})
+        t = Task.model_validate(self.RAW)
+        got = []
+        for s in both:
+            s.commit(Changes(creates=[t, rem], events=[ev]))
+            got.append([s.get(Task, "b/t").to_json(), s.get(Reminder, "r").to_json(),
+                        s.get(AuditEvent, "ev").to_json(),
+                        [r.to_json() for r in s.pending_deliveries(at(60), limit=5)]])
+        assert got[0] == got[1]
+        assert got[0][1]["fire_at"] == "2026-11-25T08:00:00.123456+00:00"
+        assert got[0][2]["at"] == "2026-11-25T08:00:00.123456+00:00"
+        assert [r["reminder_id"] for r in got[0][3]] == ["r"]
 
 
 # ---- creates: conflicts --------------------------------------------------------------------
@@ -353,18 +562,30 @@ class TestRoundTrip:
 class TestCreateConflict:
     def test_create_of_an_existing_id_is_a_conflict_and_writes_nothing(self, store: Store):
         b, t = seeded(store)
-        before = snapshot(store)
+        before = dump(store)
         other = task("podcast/2026-12-01/other")
         dup = t.model_copy(update={"title": "a second writer's title"})
 
         with pytest.raises(ConflictError) as err:
-            store.commit(Changes(creates=[other, dup], events=[event("ev-x"), event("ev-y")]))
+            store.commit(Changes(creates=[other, dup],
+                                 events=[event("ev-x", other.task_id), event("ev-y", "z")]))
 
         assert t.task_id in str(err.value)
-        assert snapshot(store) == before
+        assert dump(store) == before
         assert store.find(Task, other.task_id) is None
         assert store.get(Task, t.task_id) == t
-        assert len(store.audit_events()) == 1
+        assert [x.task_id for x in store.tasks_of(b.bundle_id)] == [t.task_id]
+
+    @pytest.mark.parametrize("build", FULL_BUILDERS[:5] + FULL_BUILDERS[6:],
+                             ids=FULL_IDS[:5] + FULL_IDS[6:])
+    def test_every_kind_refuses_a_second_create(self, store: Store, build):
+        rec = build()
+        store.commit(Changes(creates=[rec]))
+        before = dump(store)
+        with pytest.raises(ConflictError) as err:
+            store.commit(Changes(creates=[reminder("r-new"), rec]))
+        assert record_id(rec) in str(err.value)
+        assert dump(store) == before
 
     def test_the_same_id_twice_in_one_command_is_a_conflict(self, store: Store):
         first = task("podcast/2026-12-01/x", title="first")
@@ -373,15 +594,7 @@ class TestCreateConflict:
             store.commit(Changes(creates=[first, second], events=[event("ev-1")]))
         assert store.find(Task, first.task_id) is None
         assert store.tasks_of(first.bundle_id) == []
-        assert store.audit_events() == []
-
-    def test_an_audit_event_whose_id_exists_is_a_conflict_and_writes_nothing(self, store: Store):
-        seeded(store)
-        before = snapshot(store)
-        with pytest.raises(ConflictError):
-            store.commit(Changes(creates=[task("podcast/2026-12-01/new")],
-                                 events=[event("ev-seed")]))
-        assert snapshot(store) == before
+        assert store.is_empty()
 
 
 # ---- updates: optimistic concurrency and atomicity ---------------------------------------
@@ -390,17 +603,19 @@ class TestCreateConflict:
 class TestUpdate:
     def test_update_with_the_expected_version_succeeds(self, store: Store):
         b, t = seeded(store)
-        t2 = bump(t, status=TaskStatus.IN_PROGRESS, updated_at=at(1))
-        b2 = bump(b, stage="publish")
-        store.commit(Changes(updates=[(t2, 1), (b2, 1)], events=[event("ev-2")]))
+        t2, e2 = step(t, "ev-t2", status=TaskStatus.IN_PROGRESS, updated_at=at(1))
+        b2, e3 = step(b, "ev-b2", stage="publish")
+        store.commit(Changes(updates=[(t2, 1), (b2, 1)], events=[e2, e3]))
         assert store.get(Task, t.task_id) == t2
         assert store.get(Task, t.task_id).version == 2
         assert store.get(Bundle, b.bundle_id).stage == "publish"
 
-        t3 = bump(t2, status=TaskStatus.DONE)
-        store.commit(Changes(updates=[(t3, 2)]))
-        assert store.get(Task, t.task_id).version == 3
-        assert store.get(Task, t.task_id).status == TaskStatus.DONE
+        t3, e4 = step(t2, "ev-t3", status=TaskStatus.DONE)
+        store.commit(Changes(updates=[(t3, 2)], events=[e4]))
+        got = store.get(Task, t.task_id)
+        assert (got.version, got.status, got.audit_seq) == (3, TaskStatus.DONE, 3)
+        assert chain_problems(store, Task, t.task_id) == []
+        assert chain_problems(store, Bundle, b.bundle_id) == []
 
     def test_update_with_a_stale_version_is_a_conflict(self, store: Store):
         b, t = seeded(store)
@@ -414,18 +629,16 @@ class TestUpdate:
     def test_a_stale_update_writes_nothing_of_the_whole_command(self, store: Store):
         b, t = seeded(store)
         store.commit(Changes(updates=[(bump(t), 1)]))  # someone else moved the task to v2
-        before = snapshot(store)
-        audit_len = len(store.audit_events())
+        before = dump(store)
 
         good_create = task("podcast/2026-12-01/new")
-        good_update = bump(b, title="changed")  # b is still at version 1: this part is fine
-        stale = bump(t, title="stale")          # expects version 1, the store has 2
+        good_update, ev_b = step(b, "ev-a", title="changed")  # b is still at v1: fine
+        stale, ev_t = step(t, "ev-b", title="stale")          # expects v1, the store has v2
         with pytest.raises(ConflictError):
-            store.commit(Changes(creates=[good_create], updates=[(good_update, 1), (stale, 1)],
-                                 events=[event("ev-a"), event("ev-b")]))
+            store.commit(Changes(creates=[good_create, reminder("r-new")],
+                                 updates=[(good_update, 1), (stale, 1)], events=[ev_b, ev_t]))
 
-        assert snapshot(store) == before
-        assert len(store.audit_events()) == audit_len
+        assert dump(store) == before
         assert store.find(Task, good_create.task_id) is None
         assert store.get(Bundle, b.bundle_id).title == b.title
         assert [x.task_id for x in store.tasks_of(b.bundle_id)] == [t.task_id]
@@ -438,13 +651,14 @@ class TestUpdate:
 
     def test_update_of_a_missing_record_is_not_found_and_writes_nothing(self, store: Store):
         seeded(store)
-        before = snapshot(store)
+        before = dump(store)
         ghost = task("podcast/2026-12-01/ghost", version=2)
         with pytest.raises(NotFoundError) as err:
             store.commit(Changes(creates=[task("podcast/2026-12-01/new")],
-                                 updates=[(ghost, 1)], events=[event("ev-g")]))
+                                 updates=[(ghost, 1)], events=[event("ev-g", ghost.task_id)]))
         assert "podcast/2026-12-01/ghost" in str(err.value)
-        assert snapshot(store) == before
+        assert err.value.entity_type == "task"
+        assert dump(store) == before
 
     def test_updates_of_every_kind_check_versions(self, store: Store):
         recs = [full_bundle(), full_task(), full_artifact(), full_job(), full_reminder()]
@@ -453,66 +667,85 @@ class TestUpdate:
             v = rec.version  # type: ignore[attr-defined]
             with pytest.raises(ConflictError):
                 store.commit(Changes(updates=[(bump(rec), v - 1)]))
-            store.commit(Changes(updates=[(bump(rec), v)]))
-            assert store.get(type(rec), record_id(rec)).version == v + 1  # type: ignore[attr-defined]
+            with pytest.raises(NotFoundError):
+                store.commit(Changes(updates=[(bump(rec).model_copy(
+                    update={f"{rec.record_kind}_id": "ghost"}), v)]))  # type: ignore[attr-defined]
+            store.commit(Changes(updates=[(bump(rec, audit_seq=99), v)]))
+            got = store.get(type(rec), record_id(rec))
+            assert (got.version, got.audit_seq) == (v + 1, 99)  # type: ignore[attr-defined]
 
 
-# ---- the audit chain ------------------------------------------------------------------------
+# ---- audit events: plain inserts, one chain per entity ----------------------------------
 
 
-class TestAuditChain:
-    def test_events_get_seq_and_hashes_chained_from_genesis(self, store: Store):
-        placed = store.commit(Changes(creates=[bundle()],
-                                      events=[event("ev-1"), event("ev-2"), event("ev-3")]))
-        assert [e.event_id for e in placed] == ["ev-1", "ev-2", "ev-3"]
-        assert placed[0].prev_hash == GENESIS_HASH
-        assert_chain(placed)
-        assert store.audit_events() == placed
+class TestAuditEvents:
+    def test_events_are_stored_exactly_as_given(self, store: Store):
+        b = bundle()
+        changes = created(b)
+        changes.events.append(event("ev-other", "someone-else", seq=7, prev_hash="x",
+                                    hash="y", state_hash="z"))
+        store.commit(changes)
+        assert store.get(AuditEvent, "ev-other").to_json() == changes.events[1].to_json()
+        [first] = store.audit_events(b.bundle_id)
+        assert first == changes.events[0]
+        assert (first.seq, first.prev_hash) == (1, GENESIS_HASH)
+        assert first.hash == event_hash(first)  # the store assigned and changed nothing
+        assert store.get(Bundle, b.bundle_id).audit_hash == first.hash
+        assert chain_problems(store, Bundle, b.bundle_id) == []
 
-    def test_the_chain_continues_across_commits_in_order(self, store: Store):
-        first = store.commit(Changes(events=[event("ev-1"), event("ev-2")]))
-        second = store.commit(Changes(creates=[bundle()], events=[event("ev-3")]))
-        store.commit(Changes(creates=[task()]))  # a command without events leaves no gap
-        third = store.commit(Changes(events=[event("ev-4"), event("ev-5")]))
-        assert second[0].seq == 3 and second[0].prev_hash == first[-1].hash
-        assert third[0].prev_hash == second[0].hash
-        log = store.audit_events()
-        assert [e.event_id for e in log] == ["ev-1", "ev-2", "ev-3", "ev-4", "ev-5"]
-        assert log == first + second + third
-        assert_chain(log)
-
-    def test_events_keep_every_field(self, store: Store):
-        ev = event("ev-1", before=None, after={"deep": {"list": [1, "two", None]}},
-                   at=at(3, us=123))
-        [placed] = store.commit(Changes(events=[ev]))
-        [got] = store.audit_events()
-        assert got == placed
-        assert got.to_json() == {**ev.to_json(), "seq": 1, "prev_hash": GENESIS_HASH,
-                                 "hash": placed.hash}
-
-    def test_a_failed_command_leaves_no_gap_in_the_chain(self, store: Store):
-        _, t = seeded(store)
+    def test_an_event_whose_id_exists_is_a_conflict_and_writes_nothing(self, store: Store):
+        seeded(store)
+        before = dump(store)
         with pytest.raises(ConflictError):
-            store.commit(Changes(creates=[t], events=[event("ev-lost")]))
-        store.commit(Changes(events=[event("ev-next")]))
-        log = store.audit_events()
-        assert [e.event_id for e in log] == ["ev-seed", "ev-next"]
-        assert_chain(log)
+            store.commit(Changes(creates=[task("podcast/2026-12-01/new")],
+                                 events=[event("ev-create-podcast/2026-12-01", "other", seq=1)]))
+        assert dump(store) == before
 
-    def test_audit_events_filter_by_entity(self, store: Store):
-        store.commit(Changes(events=[event("ev-1", "a"), event("ev-2", "b"), event("ev-3", "a")]))
-        store.commit(Changes(events=[event("ev-4", "b"), event("ev-5", "a")]))
-        assert [e.event_id for e in store.audit_events(entity_id="a")] == ["ev-1", "ev-3", "ev-5"]
-        assert [e.event_id for e in store.audit_events(entity_id="b")] == ["ev-2", "ev-4"]
-        assert store.audit_events(entity_id="nobody") == []
-        assert [e.seq for e in store.audit_events(entity_id="a")] == [1, 3, 5]
+    def test_a_second_event_at_one_place_of_a_chain_is_a_conflict(self, store: Store):
+        _, t = seeded(store)  # the task's chain has event #1
+        before = dump(store)
+        with pytest.raises(ConflictError):
+            store.commit(Changes(creates=[reminder("r-new")],
+                                 events=[event("ev-fork", t.task_id, seq=1)]))
+        assert dump(store) == before
+
+    def test_two_events_at_one_place_in_one_command_is_a_conflict(self, store: Store):
+        with pytest.raises(ConflictError):
+            store.commit(Changes(creates=[reminder("r-new")],
+                                 events=[event("ev-a", "x", seq=1), event("ev-b", "x", seq=1)]))
+        assert store.is_empty()
+
+    def test_the_same_seq_on_different_entities_is_fine(self, store: Store):
+        store.commit(Changes(events=[event("ev-a", "a", seq=1), event("ev-b", "b", seq=1)]))
+        store.commit(Changes(events=[event("ev-c", "c", seq=1)]))
+        assert len(every(store, AuditEvent)) == 3
+
+    def test_audit_events_are_one_chain_in_seq_order(self, store: Store):
+        # written out of order and interleaved with another entity
+        store.commit(Changes(events=[event("ev-a3", "a", 3), event("ev-b1", "b", 1)]))
+        store.commit(Changes(events=[event("ev-a1", "a", 1), event("ev-a10", "a", 10)]))
+        store.commit(Changes(events=[event("ev-a2", "a", 2), event("ev-b2", "b", 2)]))
+        assert [e.seq for e in store.audit_events("a")] == [1, 2, 3, 10]
+        assert [e.event_id for e in store.audit_events("b")] == ["ev-b1", "ev-b2"]
+        assert store.audit_events("nobody") == []
+
+    def test_a_failed_command_leaves_the_chain_as_it_was(self, store: Store):
+        _, t = seeded(store)
+        lost, ev_lost = step(t, "ev-lost", title="lost")
+        with pytest.raises(ConflictError):
+            store.commit(Changes(creates=[t], updates=[(lost, 1)], events=[ev_lost]))
+        nxt, ev_next = step(t, "ev-next", title="next")
+        store.commit(Changes(updates=[(nxt, 1)], events=[ev_next]))
+        assert [e.event_id for e in store.audit_events(t.task_id)] == [
+            f"ev-create-{t.task_id}", "ev-next"]
+        assert chain_problems(store, Task, t.task_id) == []
 
 
-# ---- queries -------------------------------------------------------------------------------
+# ---- reads: tasks of a bundle, paged lists, counts ----------------------------------------
 
 
-class TestQueries:
-    def test_tasks_of_a_bundle_in_creation_order(self, store: Store):
+class TestTasksOf:
+    def test_tasks_of_a_bundle_in_definition_order(self, store: Store):
         b1, b2 = bundle("b1"), bundle("b2")
         # IDs deliberately not in alphabetical order, and interleaved with another bundle
         store.commit(Changes(creates=[b1, b2, task("b1/zeta", bundle_id="b1"),
@@ -528,22 +761,134 @@ class TestQueries:
         assert store.tasks_of("b1")[0].title == "renamed"
         assert store.tasks_of("no-such-bundle") == []
 
-    def test_bundles_oldest_first(self, store: Store):
-        # inserted newest first, and the IDs sort the other way round from the times
-        store.commit(Changes(creates=[bundle("a", created_at=at(30))]))
-        store.commit(Changes(creates=[bundle("b", created_at=at(10, us=500))]))
-        store.commit(Changes(creates=[bundle("c", created_at=at(10))]))
-        store.commit(Changes(creates=[bundle("d", created_at=at(-1000))]))
-        assert [b.bundle_id for b in store.bundles()] == ["d", "c", "b", "a"]
 
-    def test_bundles_created_at_the_same_instant_are_ordered_by_id(self, store: Store):
-        store.commit(Changes(creates=[bundle("z", created_at=T0), bundle("m", created_at=T0)]))
-        store.commit(Changes(creates=[bundle("a", created_at=T0)]))
-        assert [b.bundle_id for b in store.bundles()] == ["a", "m", "z"]
+def _listable(store: Store) -> dict[str, list[Any]]:
+    """Bundles, tasks, reminders and events for the list tests, written in shuffled order."""
+    rng = random.Random(7)
+    bs = [bundle(f"b-{i:02}", template_id="podcast" if i % 3 else "newsletter",
+                 status=BundleStatus.COMPLETED if i % 4 == 0 else BundleStatus.ACTIVE)
+          for i in range(25)]
+    ts = [task(f"b-0{i % 2}/t{i:02}", bundle_id=f"b-0{i % 2}",
+               status=[TaskStatus.TODO, TaskStatus.DONE, TaskStatus.WAITING][i % 3],
+               assignee=["host", "producer"][i % 2 if i < 8 else 0])
+          for i in range(14)]
+    rs = [reminder(f"r-{i:02}", entity_id=f"b-0{i % 2}/t00",
+                   fire_at=at(i // 3))  # three at each instant: the ID breaks the tie
+          for i in range(11)]
+    es = [event(f"ev-{i:02}", f"e{i % 3}", seq=i // 3 + 1, at=at(-(i // 2))) for i in range(13)]
+    recs: list[Any] = [*bs, *ts, *rs]
+    rng.shuffle(recs)
+    rng.shuffle(es)
+    for k in range(0, len(recs), 9):
+        store.commit(Changes(creates=recs[k:k + 9], events=es[k // 9 * 3:k // 9 * 3 + 3]))
+    assert len(every(store, AuditEvent)) == len(es)
+    return {"bundle": bs, "task": ts, "reminder": rs, "audit_event": es}
 
-    def test_no_bundles(self, store: Store):
-        assert store.bundles() == []
 
+class TestPaging:
+    def test_25_bundles_in_pages_of_10(self, store: Store):
+        made = _listable(store)
+        pages = page_all(store, Bundle, 10)
+        assert [len(p.items) for p in pages] == [10, 10, 5]
+        assert [p.next_cursor is None for p in pages] == [False, False, True]
+        assert [b.bundle_id for p in pages for b in p.items] == sorted(
+            b.bundle_id for b in made["bundle"])
+        assert [b for p in pages for b in p.items] == sorted(made["bundle"], key=record_id)
+
+    def test_a_last_full_page_has_no_cursor(self, store: Store):
+        _listable(store)
+        pages = page_all(store, Bundle, 5)
+        assert [len(p.items) for p in pages] == [5] * 5
+        assert pages[-1].next_cursor is None
+        assert store.page(Bundle, limit=100).next_cursor is None
+        assert store.page(Bundle, where={"template_id": "nobody"}) == Page([], None)
+
+    def test_list_orders(self, store: Store):
+        made = _listable(store)
+        assert listed(store, Task) == sorted(t.task_id for t in made["task"])
+        assert listed(store, Reminder, limit=2) == [
+            r.reminder_id for r in sorted(made["reminder"], key=_list_order)]
+        assert listed(store, AuditEvent, limit=4) == [
+            e.event_id for e in sorted(made["audit_event"], key=_list_order)]
+
+    @pytest.mark.parametrize("kind, where", [
+        (Task, {"status": "done"}),
+        (Task, {"assignee": "producer"}),
+        (Task, {"bundle_id": "b-01"}),
+        (Task, {"bundle_id": "b-00", "status": "todo", "assignee": "host"}),
+        (Bundle, {"template_id": "newsletter"}),
+        (Bundle, {"status": "completed"}),
+        (Bundle, {"template_id": "podcast", "status": "active"}),
+        (Reminder, {"entity_id": "b-01/t00"}),
+        (AuditEvent, {"entity_id": "e1"}),
+    ], ids=lambda v: v.record_kind if isinstance(v, type) else ",".join(v))
+    def test_filters(self, store: Store, kind, where):
+        made = _listable(store)[kind.record_kind]
+        expected = sorted((r for r in made if all(str(getattr(r, k)) == v
+                                                  for k, v in where.items())),
+                          key=_list_order)
+        assert expected, "the filter should match something"
+        assert len(expected) < len(made), "the filter should leave something out"
+        assert listed(store, kind, 2, **where) == [record_id(r) for r in expected]
+        assert store.count(kind, where=where) == len(expected)
+
+    def test_count(self, store: Store):
+        assert store.count(Bundle) == 0
+        made = _listable(store)
+        for kind in (Bundle, Task, Reminder, AuditEvent):
+            assert store.count(kind) == len(made[kind.record_kind])
+
+    @pytest.mark.parametrize("kind, where", [(Task, {"title": "x"}), (Bundle, {"assignee": "x"}),
+                                             (Reminder, {"status": "x"})],
+                             ids=["task", "bundle", "reminder"])
+    def test_an_unknown_filter_is_input_error(self, store: Store, kind, where):
+        _listable(store)
+        with pytest.raises(InputError, match=next(iter(where))):
+            store.page(kind, where=where)
+        with pytest.raises(InputError):
+            store.count(kind, where=where)
+
+    def test_a_cursor_of_another_list_or_garbage_is_input_error(self, store: Store):
+        _listable(store)
+        bundle_cursor = store.page(Bundle, limit=2).next_cursor
+        reminder_cursor = store.page(Reminder, limit=2).next_cursor
+        assert bundle_cursor and reminder_cursor
+        bad = [
+            (Bundle, reminder_cursor), (Task, reminder_cursor), (Reminder, bundle_cursor),
+            (AuditEvent, bundle_cursor),
+            (Bundle, "not a cursor!"), (Reminder, "%%%"), (Task, "eyJh"),
+            (Bundle, encode_cursor([{"a": 1}])), (Reminder, encode_cursor(["x", "y"])),
+            (Bundle, encode_cursor([])), (Task, encode_cursor([1])),
+            (Bundle, "e30"),  # a JSON object, not a list
+        ]
+        for kind, cursor in bad:
+            with pytest.raises(InputError):
+                store.page(kind, cursor=cursor)
+
+    def test_a_cursor_survives_writes_between_pages(self, store: Store):
+        _listable(store)
+        first = store.page(Bundle, limit=10)
+        assert first.items[-1].bundle_id == "b-09"
+        store.commit(Changes(creates=[bundle("a-first"), bundle("b-09x"), bundle("z-last")]))
+        second = store.page(Bundle, limit=100, cursor=first.next_cursor)
+        # what sorts after the cursor's position is shown, what sorts before it is not
+        assert [b.bundle_id for b in second.items] == [
+            "b-09x", *(f"b-{i}" for i in range(10, 25)), "z-last"]
+        assert second.next_cursor is None
+
+
+def _list_order(rec: Any) -> tuple[Any, ...]:
+    if isinstance(rec, Reminder):
+        return (rec.fire_at, rec.reminder_id)
+    if isinstance(rec, AuditEvent):
+        return (rec.at, rec.entity_id, rec.seq)
+    return (record_id(rec),)
+
+
+# ---- the due and delivery indexes -----------------------------------------------------------
+
+
+class TestDueIndex:
     def test_due_for_reminders_is_inclusive_sorted_and_limited(self, store: Store):
         cut = at(20)
         store.commit(Changes(creates=[
@@ -559,16 +904,32 @@ class TestQueries:
         ]))
         expected = [("Bundle", "b-01"), ("Task", "t-05"), ("Bundle", "b-10"),
                     ("Task", "t-15"), ("Task", "t-20")]
-        assert ids(store.due_for_reminders(cut, limit=100)) == expected
-        for n in range(1, 6):
-            assert ids(store.due_for_reminders(cut, limit=n)) == expected[:n]
-        assert store.due_for_reminders(at(0), limit=100) == []
+        page = store.due_for_reminders(cut, limit=100)
+        assert ids(page) == expected and page.next_cursor is None
+        for n in range(1, 5):
+            page = store.due_for_reminders(cut, limit=n)
+            assert ids(page) == expected[:n]
+            assert page.next_cursor is not None, f"limit {n}: more were due"
+        assert store.due_for_reminders(cut, limit=5).next_cursor is None  # exactly all
+        assert store.due_for_reminders(at(0), limit=100) == Page([], None)
         assert ids(store.due_for_reminders(at(1), limit=100)) == [("Bundle", "b-01")]
+
+    def test_due_ties_are_broken_by_id(self, store: Store):
+        # inserted in reverse ID order, all due at one instant
+        store.commit(Changes(creates=[task(f"t-{c}", next_reminder_at=at(5)) for c in "edcba"]
+                             + [bundle(f"b-{c}", next_reminder_at=at(5)) for c in "zyx"]))
+        assert ids(store.due_for_reminders(at(5), limit=2)) == [("Bundle", "b-x"),
+                                                                 ("Bundle", "b-y")]
+        assert ids(store.due_for_reminders(at(5), limit=5)) == [
+            ("Bundle", "b-x"), ("Bundle", "b-y"), ("Bundle", "b-z"), ("Task", "t-a"),
+            ("Task", "t-b")]
+        store.commit(Changes(creates=[task(f"u-{c}", next_reminder_at=at(1)) for c in "dcba"]))
+        assert ids(store.due_for_reminders(at(5), limit=2)) == [("Task", "u-a"), ("Task", "u-b")]
 
     def test_due_for_reminders_returns_whole_records(self, store: Store):
         t = full_task()
         store.commit(Changes(creates=[t]))
-        [got] = store.due_for_reminders(t.next_reminder_at, limit=10)  # type: ignore[arg-type]
+        [got] = store.due_for_reminders(t.next_reminder_at, limit=10).items  # type: ignore[arg-type]
         assert got == t
 
     def test_due_for_reminders_limit_across_kinds(self, store: Store):
@@ -578,6 +939,7 @@ class TestQueries:
             + [task(f"t{i}", next_reminder_at=at(i)) for i in range(1, 10, 2)]))
         got = store.due_for_reminders(at(100), limit=4)
         assert ids(got) == [("Bundle", "b0"), ("Task", "t1"), ("Bundle", "b2"), ("Task", "t3")]
+        assert got.next_cursor is not None
 
     def test_due_for_reminders_follows_updates(self, store: Store):
         b = bundle("b", next_reminder_at=at(1))
@@ -585,8 +947,9 @@ class TestQueries:
         store.commit(Changes(creates=[b, t]))
         store.commit(Changes(updates=[(bump(b, next_reminder_at=None), 1),
                                       (bump(t, next_reminder_at=at(0)), 1)]))
-        assert ids(store.due_for_reminders(at(10), limit=10)) == [("Task", "t")]
-        assert store.due_for_reminders(at(10), limit=10)[0].version == 2
+        due = store.due_for_reminders(at(10), limit=10)
+        assert ids(due) == [("Task", "t")]
+        assert due.items[0].version == 2
 
     def test_pending_deliveries_is_inclusive_sorted_and_limited(self, store: Store):
         cut = at(20)
@@ -594,12 +957,14 @@ class TestQueries:
             reminder("r-03", deliver_after=at(3), recorded_at=at(0)),
             reminder("r-01", deliver_after=at(1), recorded_at=at(0, us=1)),
             reminder("r-20", deliver_after=cut, recorded_at=at(0, us=2)),
+            reminder("r-02b", deliver_after=at(2), recorded_at=at(0, us=5)),
+            reminder("r-02a", deliver_after=at(2), recorded_at=at(0, us=6)),
             reminder("r-later", deliver_after=at(20, us=1), recorded_at=at(0, us=3)),
             reminder("r-none", deliver_after=None, recorded_at=at(0, us=4)),
         ]))
-        expected = ["r-01", "r-03", "r-20"]
+        expected = ["r-01", "r-02a", "r-02b", "r-03", "r-20"]
         assert [r.reminder_id for r in store.pending_deliveries(cut, limit=100)] == expected
-        for n in range(1, 4):
+        for n in range(1, 6):
             assert [r.reminder_id for r in store.pending_deliveries(cut, limit=n)] == expected[:n]
         assert store.pending_deliveries(at(0), limit=10) == []
 
@@ -608,7 +973,7 @@ class TestQueries:
         store.commit(Changes(updates=[(bump(r1, deliver_after=None,
                                             delivery_status=DeliveryStatus.DELIVERED,
                                             attempts=1), 1)]))
-        assert [r.reminder_id for r in store.pending_deliveries(cut, limit=100)] == ["r-03", "r-20"]
+        assert [r.reminder_id for r in store.pending_deliveries(cut, limit=100)] == expected[1:]
 
     def test_reminders_all_and_by_entity(self, store: Store):
         store.commit(Changes(creates=[
@@ -616,26 +981,145 @@ class TestQueries:
             reminder("r-b1", entity_id="b", recorded_at=at(2)),
         ]))
         store.commit(Changes(creates=[reminder("r-a2", entity_id="a", recorded_at=at(3))]))
-        assert [r.reminder_id for r in store.reminders()] == ["r-a1", "r-b1", "r-a2"]
-        assert [r.reminder_id for r in store.reminders(entity_id="a")] == ["r-a1", "r-a2"]
-        assert [r.reminder_id for r in store.reminders(entity_id="b")] == ["r-b1"]
-        assert store.reminders(entity_id="c") == []
+        assert [r.reminder_id for r in reminders(store)] == ["r-a1", "r-b1", "r-a2"]
+        assert [r.reminder_id for r in reminders(store, entity_id="a")] == ["r-a1", "r-a2"]
+        assert [r.reminder_id for r in reminders(store, entity_id="b")] == ["r-b1"]
+        assert reminders(store, entity_id="c") == []
 
-    def test_scan_yields_every_record_of_a_kind(self, store: Store):
-        recs: list[Record] = [full_bundle(), bundle("b2"), full_task(), task("t2"), task("t3"),
-                              full_artifact(), full_job(), full_reminder(), reminder("r2")]
-        store.commit(Changes(creates=recs, events=[event("ev-1"), event("ev-2")]))
-        for kind in KINDS:
-            mine = {record_id(r): r for r in recs if type(r) is kind}
-            scanned = list(store.scan(kind))
-            assert len(scanned) == len(mine)
-            assert {record_id(r): r for r in scanned} == mine
-        assert list(store.scan(AuditEvent)) == store.audit_events()
-        assert [e.event_id for e in store.scan(AuditEvent)] == ["ev-1", "ev-2"]
+
+# ---- scans and snapshots ----------------------------------------------------------------------
+
+
+def _scannable() -> list[Changes]:
+    """Records of every kind with IDs that sort in interesting ways, written out of order, and
+    event chains of several entities written out of seq order."""
+    names = ["b/ä", "B", "b-1", "b/1", "b10", "b2", "a", "Z/z", "b/1/x"]
+    rng = random.Random(11)
+    rng.shuffle(names)
+    recs: list[Any] = []
+    for n in names:
+        recs += [bundle(f"bundle {n}"), task(f"{n}/t", bundle_id=f"bundle {n}"),
+                 full_artifact().model_copy(update={"artifact_id": f"art {n}"}),
+                 full_job().model_copy(update={"assistant_job_id": f"job {n}"}),
+                 reminder(f"rem {n}", entity_id=n), seal(f"seal {n}", at(len(n)))]
+    evs = [event(f"ev-{e}-{s}", e, seq=s, at=at(-s)) for e in ("b", "a", "B", "ä") for s in
+           (3, 12, 1, 10, 2, 11)]
+    rng.shuffle(evs)
+    return [Changes(creates=recs[k:k + 7], events=evs[k // 7 * 4:k // 7 * 4 + 4])
+            for k in range(0, len(recs), 7)]
+
+
+class TestScans:
+    def test_scan_yields_every_record_of_a_kind_in_id_order(self, store: Store):
+        commands = _scannable()
+        for c in commands:
+            store.commit(c)
+        written = [r for c in commands for r in (*c.creates, *c.events)]
+        for kind in ALL_KINDS:
+            mine = [r for r in written if type(r) is kind]
+            scanned = every(store, kind)
+            if kind is AuditEvent:
+                assert scanned == sorted(mine, key=lambda e: (e.entity_id, e.seq))
+                assert [e.seq for e in scanned if e.entity_id == "a"] == [1, 2, 3, 10, 11, 12]
+            else:
+                assert scanned == sorted(mine, key=record_id)
+
+    def test_scans_are_identical_on_every_adapter(self, both):
+        for s in both:
+            for c in _scannable():
+                s.commit(c)
+        memory, sqlite = both
+        for kind in ALL_KINDS:
+            a, b = every(memory, kind), every(sqlite, kind)
+            assert len(a) > 1
+            assert [r.to_json() for r in a] == [r.to_json() for r in b], kind.record_kind
+        assert dump(memory) == dump(sqlite)
+        for kind in (Bundle, Task, Reminder, AuditEvent):
+            assert [p.items for p in page_all(memory, kind, 4)] == [
+                p.items for p in page_all(sqlite, kind, 4)]
+        assert memory.tasks_of("bundle b/ä") == sqlite.tasks_of("bundle b/ä")
 
     def test_scan_of_an_empty_store(self, store: Store):
-        for kind in (*KINDS, AuditEvent):
-            assert list(store.scan(kind)) == []
+        for kind in ALL_KINDS:
+            assert every(store, kind) == []
+
+    def test_bundles_helper_is_oldest_first_then_by_id(self, store: Store):
+        store.commit(Changes(creates=[bundle("a", created_at=at(30))]))
+        store.commit(Changes(creates=[bundle("b", created_at=at(10, us=500))]))
+        store.commit(Changes(creates=[bundle("c", created_at=at(10)), bundle("z"),
+                                      bundle("m")]))
+        store.commit(Changes(creates=[bundle("d", created_at=at(-1000))]))
+        assert [b.bundle_id for b in bundles(store)] == ["d", "m", "z", "c", "b", "a"]
+
+    def test_a_snapshot_does_not_see_a_write_made_while_it_is_read(self, store: Store):
+        tasks = [task(f"b/t{i:04}", bundle_id="b") for i in range(600)]
+        store.commit(Changes(creates=[bundle("b"), *tasks], events=[event("ev-1", "b")]))
+        with store.snapshot() as snap:
+            scan = snap.scan(Task)
+            first = next(scan)  # the snapshot's read has begun
+            store.commit(Changes(creates=[task("b/zzzz", bundle_id="b"), bundle("zz-new")],
+                                 updates=[(bump(first, title="moved on"), 1),
+                                          (bump(tasks[-1], title="moved on"), 1)],
+                                 events=[event("ev-2", "b", seq=2)]))
+            seen = [first, *scan]
+            again = list(snap.scan(Task))
+            seen_bundles = [b.bundle_id for b in snap.scan(Bundle)]
+            seen_events = [e.event_id for e in snap.scan(AuditEvent)]
+        assert seen == tasks
+        assert again == tasks
+        assert seen_bundles == ["b"]
+        assert seen_events == ["ev-1"]
+        # outside the snapshot the write is there
+        assert len(every(store, Task)) == 601
+        assert store.get(Task, tasks[-1].task_id).title == "moved on"
+        assert len(every(store, AuditEvent)) == 2
+
+    def test_two_snapshots_at_once(self, store: Store):
+        seeded(store)
+        with store.snapshot() as one, store.snapshot() as two:
+            assert list(one.scan(Task)) == list(two.scan(Task))
+
+
+# ---- quarantine ------------------------------------------------------------------------------
+
+
+class TestQuarantine:
+    @pytest.mark.parametrize("doc", [b'{"garbage": 1}', b"not json at all", b'{"taskId": 5}'],
+                             ids=["wrong-shape", "not-json", "bad-field"])
+    def test_an_unreadable_task_is_quarantined_and_the_others_still_read(self, store: Store,
+                                                                         doc):
+        b = bundle("b")
+        ts = [task(f"b/t{i}", bundle_id="b", next_reminder_at=at(i)) for i in range(5)]
+        store.commit(Changes(creates=[b, *ts], events=[event("ev-1", "b/t2")]))
+        bad = "b/t2"
+        damage(store, "task", bad, doc)
+
+        with pytest.raises(RecordUnreadable) as err:
+            store.get(Task, bad)
+        assert bad in str(err.value)
+        assert (err.value.entity_type, err.value.entity_id) == ("task", bad)
+        with pytest.raises(RecordUnreadable):
+            store.find(Task, bad)
+        assert bad in store.quarantined and store.quarantined[bad]
+
+        good = [t.task_id for t in ts if t.task_id != bad]
+        assert [t.task_id for t in store.tasks_of("b")] == good
+        assert listed(store, Task, 2) == good
+        assert listed(store, Task, 2, bundle_id="b") == good
+        assert [t.task_id for t in every(store, Task)] == good
+        assert [r.id for r in store.due_for_reminders(at(100), limit=10).items] == good
+        for rid in good:
+            assert store.get(Task, rid) == ts[int(rid[-1])]
+        assert store.get(Bundle, "b") == b
+        assert [e.event_id for e in store.audit_events(bad)] == ["ev-1"]
+        assert list(store.quarantined) == [bad]
+
+    def test_an_unreadable_reminder_is_skipped_by_deliveries(self, store: Store):
+        store.commit(Changes(creates=[reminder(f"r-{i}", deliver_after=at(i)) for i in range(3)]))
+        damage(store, "reminder", "r-1")
+        assert [r.reminder_id for r in store.pending_deliveries(at(10), limit=10)] == ["r-0", "r-2"]
+        assert [r.reminder_id for r in every(store, Reminder)] == ["r-0", "r-2"]
+        assert "r-1" in store.quarantined
 
 
 # ---- deterministic IDs, size limit --------------------------------------------------------
@@ -644,75 +1128,132 @@ class TestQueries:
 class TestIdempotentInsert:
     def test_a_reminder_with_an_existing_id_is_a_conflict_and_the_first_wins(self, store: Store):
         rid = reminder_id_for("due", "podcast/2026-12-01/book-guest", at(60))
-        first = reminder(rid, summary="first daemon", recorded_at=at(60))
-        store.commit(Changes(creates=[first], events=[event("ev-1")]))
+        first = created(reminder(rid, summary="first daemon", recorded_at=at(60)))
+        store.commit(first)
 
         second = reminder(rid, summary="second daemon", recorded_at=at(61), late=True)
         with pytest.raises(ConflictError) as err:
-            store.commit(Changes(creates=[second], events=[event("ev-2")]))
+            store.commit(Changes(creates=[second], events=[event("ev-2", "x")]))
         assert rid in str(err.value)
 
-        assert store.get(Reminder, rid) == first
-        assert store.reminders() == [first]
-        assert [e.event_id for e in store.audit_events()] == ["ev-1"]
+        assert store.get(Reminder, rid) == first.creates[0]
+        assert reminders(store) == first.creates
+        assert [e.event_id for e in every(store, AuditEvent)] == [f"ev-create-{rid}"]
 
     def test_the_same_deterministic_id_from_two_runs_is_one_record(self, store: Store):
         rid_a = reminder_id_for("overdue", "t", at(24 * 60))
-        rid_b = reminder_id_for("overdue", "t", at(24 * 60).astimezone())  # same instant
+        rid_b = reminder_id_for("overdue", "t", at(24 * 60).astimezone(
+            timezone(timedelta(hours=-7))))  # the same instant in another zone
         assert rid_a == rid_b
-        store.commit(Changes(creates=[reminder(rid_a, entity_id="t")]))
+        store.commit(created(reminder(rid_a, entity_id="t")))
         with pytest.raises(ConflictError):
-            store.commit(Changes(creates=[reminder(rid_b, entity_id="t")]))
-        assert len(store.reminders(entity_id="t")) == 1
+            store.commit(created(reminder(rid_b, entity_id="t")))
+        assert len(reminders(store, entity_id="t")) == 1
+
+
+@pytest.fixture(params=["url", "argument"])
+def limited(request: pytest.FixtureRequest) -> Store:
+    """A memory store declaring a per-write limit of 10 items, as DynamoDB would (100)."""
+    if request.param == "url":
+        return open_store("memory://?max_items=10")
+    return MemoryStore(max_items=10)
 
 
 class TestSizeLimit:
-    def test_more_than_the_limit_is_input_error_and_writes_nothing(self, store: Store):
-        seeded(store)
-        before = snapshot(store)
-        too_many = Changes(creates=[task(f"b/t{i:03}", bundle_id="b")
-                                    for i in range(MAX_ITEMS_PER_COMMIT + 1)])
+    def test_the_limit_is_declared(self, limited: Store):
+        assert limited.max_items == 10
+
+    def test_more_than_the_limit_is_input_error_and_writes_nothing(self, limited: Store):
+        seeded(limited)
+        before = dump(limited)
+        too_many = Changes(creates=[task(f"b/t{i:03}", bundle_id="b") for i in range(11)])
         with pytest.raises(InputError) as err:
-            store.commit(too_many)
-        assert str(MAX_ITEMS_PER_COMMIT) in str(err.value)
-        assert snapshot(store) == before
+            limited.commit(too_many)
+        assert "10" in str(err.value) and "11" in str(err.value)
+        assert dump(limited) == before
 
-    def test_events_count_toward_the_limit(self, store: Store):
-        half = MAX_ITEMS_PER_COMMIT // 2
-        changes = Changes(creates=[task(f"b/t{i:03}", bundle_id="b") for i in range(half)],
-                          events=[event(f"ev-{i}") for i in range(MAX_ITEMS_PER_COMMIT - half + 1)])
-        assert changes.size() == MAX_ITEMS_PER_COMMIT + 1
+    def test_events_and_updates_count_toward_the_limit(self, limited: Store):
+        _, t = seeded(limited)
+        before = dump(limited)
+        changes = Changes(creates=[task(f"b/t{i:03}", bundle_id="b") for i in range(4)],
+                          updates=[(bump(t), 1)],
+                          events=[event(f"ev-{i}", "b") for i in range(6)])
+        assert changes.size() == 11
         with pytest.raises(InputError):
-            store.commit(changes)
-        assert store.tasks_of("b") == [] and store.audit_events() == []
+            limited.commit(changes)
+        assert dump(limited) == before
 
-    def test_exactly_the_limit_is_fine(self, store: Store):
-        changes = Changes(creates=[task(f"b/t{i:03}", bundle_id="b")
-                                   for i in range(MAX_ITEMS_PER_COMMIT - 1)],
-                          events=[event("ev-1")])
+    def test_exactly_the_limit_is_fine(self, limited: Store):
+        changes = Changes(creates=[task(f"b/t{i:03}", bundle_id="b") for i in range(9)],
+                          events=[event("ev-1", "b")])
+        limited.commit(changes)
+        assert len(limited.tasks_of("b")) == 9
+        assert len(every(limited, AuditEvent)) == 1
+
+    @pytest.mark.parametrize("url", ["memory://?max_items=1", "memory://?max_items=0",
+                                     "memory://?max_items=many", "memory://?max_items=-5"])
+    def test_a_bad_limit_is_input_error(self, url):
+        with pytest.raises(InputError, match="max_items"):
+            open_store(url)
+
+    def test_no_limit_by_default_and_a_500_task_write_is_one_command(self, store: Store):
+        assert store.max_items is None
+        b = bundle("big")
+        # in reverse ID order: tasks_of keeps definition order, not ID order
+        ts = [task(f"big/t{i:03}", bundle_id="big") for i in reversed(range(500))]
+        changes = created(b, *ts)
+        assert changes.size() == 1002
         store.commit(changes)
-        assert len(store.tasks_of("b")) == MAX_ITEMS_PER_COMMIT - 1
-        assert len(store.audit_events()) == 1
+        assert [t.task_id for t in store.tasks_of("big")] == [t.task_id for t in ts]
+        assert store.count(Task, where={"bundle_id": "big"}) == 500
+        assert len(every(store, AuditEvent)) == 501
 
 
-# ---- two writers racing --------------------------------------------------------------------
+# ---- empty, seals -------------------------------------------------------------------------
 
 
-def _thread_race(stores: list[Store], task_id: str, round_no: int) -> list[bool]:
-    """Each store (one per thread) loads the task, all wait, then all try the same update."""
+class TestEmptyAndSeals:
+    @pytest.mark.parametrize("build", FULL_BUILDERS, ids=FULL_IDS)
+    def test_is_empty_until_the_first_write(self, store: Store, build):
+        assert store.is_empty()
+        rec = build()
+        store.commit(Changes(events=[rec]) if isinstance(rec, AuditEvent)
+                     else Changes(creates=[rec]))
+        assert not store.is_empty()
+
+    def test_latest_seal_is_the_newest_by_time(self, store: Store):
+        assert store.latest_seal() is None
+        store.commit(Changes(creates=[seal("s-m", at(20))]))
+        assert store.latest_seal() == seal("s-m", at(20))
+        # newest by `at`, whatever the IDs and the order of writing
+        store.commit(Changes(creates=[seal("s-a", at(30, us=1)), seal("s-z", at(10))]))
+        store.commit(Changes(creates=[seal("s-b", at(30))]))
+        latest = store.latest_seal()
+        assert isinstance(latest, Seal)
+        assert latest == seal("s-a", at(30, us=1))
+
+
+# ---- writers: races and independence ------------------------------------------------------
+
+
+def _thread_race(stores: list[Store], task_id: str, round_no: int
+                 ) -> list[tuple[bool | BaseException | None, Changes]]:
+    """Each store (one per thread) loads the task, all wait, then all try the same update, each
+    with its own new reminder and its event at the same place of the task's chain."""
     n = len(stores)
     barrier = threading.Barrier(n, timeout=10)
     outcome: list[bool | BaseException | None] = [None] * n
+    commands: list[Changes] = [Changes()] * n
 
     def writer(i: int) -> None:
         try:
             current = stores[i].get(Task, task_id)
+            new, ev = step(current, f"ev-{round_no}-{i}", title=f"writer {i} round {round_no}")
+            commands[i] = Changes(creates=[reminder(f"rem-{round_no}-{i}")],
+                                  updates=[(new, current.version)], events=[ev])
             barrier.wait()
             try:
-                stores[i].commit(Changes(
-                    updates=[(bump(current, title=f"writer {i} round {round_no}"),
-                              current.version)],
-                    events=[event(f"ev-{round_no}-{i}", task_id)]))
+                stores[i].commit(commands[i])
                 outcome[i] = True
             except ThrottledError as e:  # a capacity refusal is not a lost race
                 outcome[i] = e
@@ -729,7 +1270,44 @@ def _thread_race(stores: list[Store], task_id: str, round_no: int) -> list[bool]
         th.join(timeout=30)
     errors = [o for o in outcome if isinstance(o, BaseException) or o is None]
     assert not errors, errors
-    return outcome  # type: ignore[return-value]
+    return list(zip(outcome, commands, strict=True))
+
+
+def _own_writes(stores: list[Store], task_ids: list[str], rounds: int) -> list[list[str]]:
+    """Thread i updates its own task (and appends to its own chain) ``rounds`` times, all
+    released together; the problems each met (a conflict, a throttle, anything)."""
+    barrier = threading.Barrier(len(stores), timeout=10)
+    problems: list[list[str]] = [[] for _ in stores]
+
+    def writer(i: int) -> None:
+        try:
+            barrier.wait()
+            for rnd in range(rounds):
+                current = stores[i].get(Task, task_ids[i])
+                new, ev = step(current, f"{task_ids[i]}-ev-{rnd}", title=f"round {rnd}")
+                try:
+                    stores[i].commit(Changes(updates=[(new, current.version)], events=[ev]))
+                except (ConflictError, ThrottledError) as e:
+                    problems[i].append(f"round {rnd}: {type(e).__name__}: {e}")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            problems[i].append(f"{type(e).__name__}: {e}")
+            barrier.abort()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(stores))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert not any(th.is_alive() for th in threads)
+    return problems
+
+
+def _check_own_writes(store: Store, task_ids: list[str], rounds: int) -> None:
+    for tid in task_ids:
+        t = store.get(Task, tid)
+        assert (t.version, t.audit_seq, t.title) == (1 + rounds, 1 + rounds, f"round {rounds - 1}")
+        assert len(store.audit_events(tid)) == 1 + rounds
+        assert chain_problems(store, Task, tid) == []
 
 
 class TestRacingWriters:
@@ -739,54 +1317,58 @@ class TestRacingWriters:
     def test_threads_racing_on_one_version_exactly_one_wins(self, store: Store):
         _, t = seeded(store)
         for rnd in range(self.ROUNDS):
-            before = store.get(Task, t.task_id).version
-            outcome = _thread_race([store] * self.THREADS, t.task_id, rnd)
+            before_version = store.get(Task, t.task_id).version
+            before = dump(store)
+            results = _thread_race([store] * self.THREADS, t.task_id, rnd)
+            outcome = [o for o, _ in results]
             assert outcome.count(True) == 1, outcome
             assert outcome.count(False) == self.THREADS - 1
+            winner = outcome.index(True)
             after = store.get(Task, t.task_id)
-            assert after.version == before + 1
-            assert after.title == f"writer {outcome.index(True)} round {rnd}"
-        log = store.audit_events()
-        assert len(log) == 1 + self.ROUNDS
-        assert_chain(log)
+            assert after.version == before_version + 1
+            assert after.title == f"writer {winner} round {rnd}"
+            # the losers wrote nothing at all: not their reminder, not their event
+            assert dump(store) == applied(before, results[winner][1])
+        assert len(store.audit_events(t.task_id)) == 1 + self.ROUNDS
+        assert chain_problems(store, Task, t.task_id) == []
+
+    def test_a_lost_race_changes_nothing(self, store: Store):
+        b, t = seeded(store)
+        mine = store.get(Task, t.task_id)
+        theirs, ev = step(t, "ev-theirs", title="theirs")
+        store.commit(Changes(updates=[(theirs, 1)], events=[ev]))  # the other writer won
+        before = dump(store)
+        lost, ev_lost = step(mine, "ev-mine", title="mine")
+        b2, ev_b = step(b, "ev-bundle", stage="publish")
+        with pytest.raises(ConflictError):
+            store.commit(Changes(creates=[task("podcast/2026-12-01/new"), reminder("r-mine"),
+                                          seal("seal-mine")],
+                                 updates=[(b2, 1), (lost, mine.version)], events=[ev_b, ev_lost]))
+        assert dump(store) == before
+        assert store.tasks_of(b.bundle_id) == [theirs]
+
+
+class TestIndependentWriters:
+    """DESIGN.md: writers on different records never contend (no global counter or chain)."""
+
+    THREADS = 8
+    ROUNDS = 20
+
+    def test_threads_on_their_own_records_never_conflict(self, store: Store):
+        tids = [f"b/t{i}" for i in range(self.THREADS)]
+        store.commit(created(bundle("b"), *(task(tid, bundle_id="b") for tid in tids)))
+        problems = _own_writes([store] * self.THREADS, tids, self.ROUNDS)
+        assert problems == [[]] * self.THREADS
+        _check_own_writes(store, tids, self.ROUNDS)
+        assert len(every(store, AuditEvent)) == 1 + self.THREADS * (1 + self.ROUNDS)
 
 
 # ---- SQLite specifics -------------------------------------------------------------------------
 
 
-def _race_worker(url: str, task_id: str, name: str, rounds: int, barrier: Any, out: Any) -> None:
-    """One process of the SQLite race: its own store; per round read, wait, try the update."""
-    from runtime.store.sqlite import SqliteStore
-
-    results: list[bool] = []
-    try:
-        store = SqliteStore(url)
-        try:
-            for rnd in range(rounds):
-                barrier.wait(timeout=10)
-                current = store.get(Task, task_id)
-                barrier.wait(timeout=10)  # both have read the same version before either writes
-                try:
-                    store.commit(Changes(
-                        updates=[(bump(current, title=f"{name}-{rnd}"), current.version)],
-                        events=[event(f"{name}-{rnd}", task_id)]))
-                    results.append(True)
-                except ThrottledError:
-                    raise
-                except ConflictError:
-                    results.append(False)
-        finally:
-            store.close()
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
-        barrier.abort()
-        out.put((name, results, f"{type(e).__name__}: {e}"))
-        return
-    out.put((name, results, None))
-
-
 @pytest.fixture
-def sqlite_store(tmp_path: Path):
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(f"sqlite:///{tmp_path / 'store.db'}")
     yield s
     s.close()
 
@@ -823,13 +1405,40 @@ class TestSqlite:
 
     @pytest.mark.parametrize("url", ["sqlite://x", "sqlite:x.db", "sqlite:///", "sqlite://"])
     def test_a_bad_url_is_input_error(self, url):
-        from runtime.store.sqlite import SqliteStore
-
         with pytest.raises(InputError) as err:
             open_store(url)
         assert url in str(err.value)
         with pytest.raises(InputError):
             SqliteStore(url)
+
+    @pytest.mark.parametrize("url, path, options", [
+        ("sqlite:///rel.db", "rel.db", {}),
+        ("sqlite:///sub/rel.db?synchronous=NORMAL", "sub/rel.db", {"synchronous": "NORMAL"}),
+        ("sqlite:////abs/x.db", "/abs/x.db", {}),
+        ("sqlite:////abs/x.db?synchronous=EXTRA&synchronous=FULL", "/abs/x.db",
+         {"synchronous": "FULL"}),
+    ])
+    def test_url_parsing(self, url, path, options):
+        assert path_from_url(url) == (path, options)
+
+    def test_a_relative_path_is_relative_to_the_working_folder(self, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+        monkeypatch.chdir(tmp_path)
+        s = open_store("sqlite:///rel.db")
+        try:
+            seeded(s)
+        finally:
+            s.close()
+        assert (tmp_path / "rel.db").exists()
+
+    @pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+    def test_open_store_picks_the_adapter(self, tmp_path: Path, scheme):
+        s = open_store("memory://" if scheme == "memory" else f"sqlite:///{tmp_path / 'x.db'}")
+        try:
+            assert isinstance(s, MemoryStore if scheme == "memory" else SqliteStore)
+            assert isinstance(s, Store)
+        finally:
+            s.close()
 
     def test_a_folder_that_does_not_exist_is_input_error(self, tmp_path: Path):
         missing = tmp_path / "nope" / "deeper"
@@ -838,49 +1447,48 @@ class TestSqlite:
         assert str(missing) in str(err.value)
         assert not missing.exists()
 
-    def test_a_file_that_is_not_a_database_is_input_error(self, tmp_path: Path):
-        junk = tmp_path / "junk.db"
-        junk.write_bytes(b"this is not a sqlite database, just some text " * 100)
-        with pytest.raises(InputError):
-            open_store(f"sqlite:///{junk}")
+    @pytest.mark.parametrize("version, hint", [("1", "export"), ("3", "upgrade")])
+    def test_another_schema_version_is_input_error(self, tmp_path: Path, version, hint):
+        path = tmp_path / "old.db"
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
+        db.commit()
+        db.close()
+        with pytest.raises(InputError, match=hint) as err:
+            open_store(f"sqlite:///{path}")
+        assert f"schema {version}" in str(err.value)
 
     def test_the_store_reopens_with_its_data(self, tmp_path: Path):
         url = f"sqlite:///{tmp_path / 'store.db'}"
         s = open_store(url)
-        recs = [full_bundle(), full_task(), full_artifact(), full_job(), full_reminder()]
-        s.commit(Changes(creates=recs, events=[event("ev-1"), event("ev-2")]))
-        before = snapshot(s)
+        recs = [full_bundle(), full_task(), full_artifact(), full_job(), full_reminder(),
+                seal()]
+        s.commit(Changes(creates=recs, events=[full_event(), event("ev-2")]))
+        before = dump(s)
         s.close()
         s2 = open_store(url)
         try:
-            assert snapshot(s2) == before
-            s2.commit(Changes(events=[event("ev-3")]))
-            assert_chain(s2.audit_events())
+            assert dump(s2) == before
+            assert not s2.is_empty()
+            s2.commit(Changes(events=[event("ev-3", seq=2)]))
+            assert [e.seq for e in s2.audit_events("podcast/2026-12-01/book-guest")] == [1, 2]
         finally:
             s2.close()
 
-    def test_a_driver_integrity_error_surfaces_as_conflict(self, sqlite_store):
-        _, t = seeded(sqlite_store)
-        with pytest.raises(ConflictError) as err:
-            sqlite_store.commit(Changes(creates=[t]))
-        assert not isinstance(err.value, ThrottledError)
-        assert isinstance(err.value.__cause__, sqlite3.IntegrityError)
-
-    def test_a_busy_database_is_throttled_not_a_conflict(self, sqlite_store, tmp_path: Path):
-        seeded(sqlite_store)
-        before = snapshot(sqlite_store)
-        sqlite_store._raw().execute("PRAGMA busy_timeout=0")
-        holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None, timeout=0)
+    def test_reads_do_not_wait_for_a_writer(self, sqlite_store, tmp_path: Path):
+        b, t = seeded(sqlite_store)
+        holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
         try:
-            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-            with pytest.raises(ThrottledError) as err:
-                sqlite_store.commit(Changes(creates=[task("b/new", bundle_id="b")]))
-            assert isinstance(err.value.__cause__, sqlite3.OperationalError)
+            holder.execute("BEGIN IMMEDIATE")
+            holder.execute("UPDATE tasks SET status = 'done'")  # not committed
+            sqlite_store._raw().execute("PRAGMA busy_timeout=50")
+            assert sqlite_store.get(Task, t.task_id) == t
+            assert sqlite_store.tasks_of(b.bundle_id) == [t]
+            assert every(sqlite_store, Task) == [t]
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-        assert snapshot(sqlite_store) == before
-        sqlite_store.commit(Changes(creates=[task("b/new", bundle_id="b")]))  # usable again
 
     def test_threads_with_their_own_connections_race_one_winner(self, tmp_path: Path):
         url = f"sqlite:///{tmp_path / 'race.db'}"
@@ -888,18 +1496,193 @@ class TestSqlite:
         try:
             _, t = seeded(stores[0])
             for rnd in range(5):
-                outcome = _thread_race(stores, t.task_id, rnd)
+                outcome = [o for o, _ in _thread_race(stores, t.task_id, rnd)]
                 assert outcome.count(True) == 1, outcome
             final = stores[1].get(Task, t.task_id)
             assert final.version == 1 + 5
-            log = stores[2].audit_events()
-            assert len(log) == 1 + 5
-            assert_chain(log)
+            assert len(stores[2].audit_events(t.task_id)) == 1 + 5
+            assert chain_problems(stores[3], Task, t.task_id) == []
+            assert len(every(stores[3], Reminder)) == 5
         finally:
             for s in stores:
                 s.close()
 
-    @pytest.mark.slow
+    def test_threads_with_their_own_connections_on_their_own_records_never_conflict(
+            self, tmp_path: Path):
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        stores = [open_store(url) for _ in range(8)]
+        try:
+            tids = [f"b/t{i}" for i in range(len(stores))]
+            stores[0].commit(created(bundle("b"), *(task(tid, bundle_id="b") for tid in tids)))
+            problems = _own_writes(stores, tids, 10)
+            assert problems == [[]] * len(stores)
+            _check_own_writes(stores[0], tids, 10)
+        finally:
+            for s in stores:
+                s.close()
+
+
+class TestSqliteDriverErrors:
+    """Each mapping of :data:`runtime.store.sqlite.ERRORS`, made for real."""
+
+    def test_translate_maps_every_code_of_the_table(self):
+        assert {5, 6, 8, 10, 11, 13, 14, 26} <= set(ERRORS)
+        url = "sqlite:///x.db"
+        for code, (cls, text) in ERRORS.items():
+            assert issubclass(cls, DataopsError)
+            for extended in (code, code | (1 << 8), code | (2 << 8)):  # e.g. BUSY_RECOVERY
+                e = sqlite3.OperationalError("driver says no")
+                e.sqlite_errorcode = extended  # type: ignore[attr-defined]
+                got = translate(url, e)
+                assert type(got) is cls, (extended, got)
+                assert not isinstance(got, ConflictError)
+                assert url in str(got) and text in str(got) and "driver says no" in str(got)
+        e = sqlite3.OperationalError("something else")
+        e.sqlite_errorcode = 1  # type: ignore[attr-defined]  # SQLITE_ERROR: not in the table
+        assert type(translate(url, e)) is StoreFault
+        assert type(translate(url, sqlite3.DatabaseError("no code at all"))) is StoreFault
+
+    def test_a_driver_integrity_error_on_a_create_is_a_conflict(self, sqlite_store):
+        _, t = seeded(sqlite_store)
+        with pytest.raises(ConflictError) as err:
+            sqlite_store.commit(Changes(creates=[t]))
+        assert not isinstance(err.value, ThrottledError)
+        assert isinstance(err.value.__cause__, sqlite3.IntegrityError)
+        assert t.task_id in str(err.value)
+
+    def test_a_busy_database_is_throttled_not_a_conflict(self, sqlite_store, tmp_path: Path):
+        seeded(sqlite_store)
+        before = dump(sqlite_store)
+        sqlite_store._raw().execute("PRAGMA busy_timeout=50")
+        holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None, timeout=0)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            with pytest.raises(ThrottledError) as err:
+                sqlite_store.commit(Changes(creates=[task("b/new", bundle_id="b")]))
+            assert not isinstance(err.value, ConflictError)
+            assert isinstance(err.value.__cause__, sqlite3.OperationalError)
+            assert err.value.__cause__.sqlite_errorcode & 0xFF == 5  # SQLITE_BUSY
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert dump(sqlite_store) == before
+        sqlite_store.commit(Changes(creates=[task("b/new", bundle_id="b")]))  # usable again
+
+    def test_a_read_only_database_is_store_read_only(self, sqlite_store):
+        b, t = seeded(sqlite_store)
+        before = dump(sqlite_store)
+        # The tests run as root, which ignores chmod 0o444 on the file, so the database is made
+        # read-only with PRAGMA query_only: SQLite then refuses writes with SQLITE_READONLY,
+        # the same result code a read-only file gives.
+        sqlite_store._raw().execute("PRAGMA query_only=1")
+        with pytest.raises(StoreReadOnly) as err:
+            sqlite_store.commit(Changes(creates=[task("b/new", bundle_id="b")],
+                                        updates=[(bump(t), 1)]))
+        assert sqlite_store.url in str(err.value)
+        assert err.value.__cause__.sqlite_errorcode & 0xFF == 8  # type: ignore[union-attr]
+        assert sqlite_store.get(Task, t.task_id) == t  # still readable
+        sqlite_store._raw().execute("PRAGMA query_only=0")
+        assert dump(sqlite_store) == before
+
+    def test_a_full_database_is_store_full_and_writes_nothing(self, sqlite_store):
+        seeded(sqlite_store)
+        before = dump(sqlite_store)
+        db = sqlite_store._raw()
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count={pages + 1}")
+        big = [task(f"b/big{i}", bundle_id="b", title="x" * 50_000) for i in range(4)]
+        with pytest.raises(StoreFull) as err:
+            sqlite_store.commit(Changes(creates=big, events=[event("ev-big", "b/big0")]))
+        assert err.value.__cause__.sqlite_errorcode & 0xFF == 13  # type: ignore[union-attr]
+        assert dump(sqlite_store) == before
+        db.execute("PRAGMA max_page_count=1073741823")
+        sqlite_store.commit(Changes(creates=big))  # room again: the same write goes through
+        assert len(sqlite_store.tasks_of("b")) == 4
+
+    def test_a_file_of_garbage_is_store_corrupt(self, tmp_path: Path):
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(bytes(random.Random(3).getrandbits(8) for _ in range(8192)))
+        with pytest.raises(StoreCorrupt) as err:
+            open_store(f"sqlite:///{junk}")
+        assert str(junk) in str(err.value)
+        text = tmp_path / "text.db"
+        text.write_bytes(b"this is not a sqlite database, just some text " * 100)
+        with pytest.raises(StoreCorrupt):
+            open_store(f"sqlite:///{text}")
+
+
+# ---- several real processes on one SQLite file ----------------------------------------------
+
+
+def _race_worker(url: str, task_id: str, name: str, rounds: int, barrier: Any, out: Any) -> None:
+    """One process of the one-record race: per round read, wait, try the same update."""
+    results: list[bool] = []
+    try:
+        store = SqliteStore(url)
+        try:
+            for rnd in range(rounds):
+                barrier.wait(timeout=60)
+                current = store.get(Task, task_id)
+                new, ev = step(current, f"{name}-{rnd}", title=f"{name}-{rnd}")
+                barrier.wait(timeout=60)  # both have read the same version before either writes
+                try:
+                    store.commit(Changes(updates=[(new, current.version)], events=[ev]))
+                    results.append(True)
+                except ConflictError:
+                    results.append(False)
+        finally:
+            store.close()
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        barrier.abort()
+        out.put((name, results, f"{type(e).__name__}: {e}"))
+        return
+    out.put((name, results, None))
+
+
+def _own_task_worker(url: str, task_id: str, rounds: int, barrier: Any, out: Any) -> None:
+    """One process of the independent writers: updates its own task ``rounds`` times."""
+    problems: list[str] = []
+    try:
+        store = SqliteStore(url)
+        try:
+            barrier.wait(timeout=60)  # every process is up: go together
+            for rnd in range(rounds):
+                current = store.get(Task, task_id)
+                new, ev = step(current, f"{task_id}-ev-{rnd}", title=f"round {rnd}")
+                try:
+                    store.commit(Changes(updates=[(new, current.version)], events=[ev]))
+                except (ConflictError, ThrottledError) as e:
+                    problems.append(f"round {rnd}: {type(e).__name__}: {e}")
+        finally:
+            store.close()
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        barrier.abort()
+        problems.append(f"{type(e).__name__}: {e}")
+    out.put((task_id, problems))
+
+
+def _run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> list[Any]:
+    """Start one spawned process per ``args`` (each gets a shared Barrier and a Queue appended),
+    and collect what each puts on the queue."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(args))
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, barrier, out)) for a in args]
+    for p in procs:
+        p.start()
+    try:
+        return [out.get(timeout=120) for _ in procs]
+    except queue.Empty:
+        pytest.fail("a process did not report back")
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+
+
+@pytest.mark.slow
+class TestSqliteProcesses:
     def test_two_processes_racing_one_winner_per_round(self, tmp_path: Path):
         rounds = 40
         url = f"sqlite:///{tmp_path / 'race.db'}"
@@ -907,25 +1690,8 @@ class TestSqlite:
         _, t = seeded(setup)
         setup.close()
 
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(2)
-        out = ctx.Queue()
-        procs = [ctx.Process(target=_race_worker, args=(url, t.task_id, name, rounds, barrier, out))
-                 for name in ("p1", "p2")]
-        for p in procs:
-            p.start()
-        try:
-            reports = {}
-            for _ in procs:
-                name, results, error = out.get(timeout=60)
-                reports[name] = (results, error)
-        except queue.Empty:
-            pytest.fail("a racing process did not report back")
-        finally:
-            for p in procs:
-                p.join(timeout=30)
-                if p.is_alive():
-                    p.kill()
+        reports = {name: (results, error) for name, results, error in _run_processes(
+            _race_worker, [(url, t.task_id, name, rounds) for name in ("p1", "p2")])}
         assert all(error is None for _, error in reports.values()), reports
         r1, r2 = reports["p1"][0], reports["p2"][0]
         assert len(r1) == len(r2) == rounds
@@ -940,10 +1706,30 @@ class TestSqlite:
             assert final.version - t.version == wins
             last_winner = "p1" if r1[-1] else "p2"
             assert final.title == f"{last_winner}-{rounds - 1}"
-            log = check.audit_events()
+            log = check.audit_events(t.task_id)
             assert len(log) == 1 + wins
-            assert_chain(log)
-            winners = {f"p1-{i}" for i, w in enumerate(r1) if w} | {f"p2-{i}" for i, w in enumerate(r2) if w}
+            assert chain_problems(check, Task, t.task_id) == []
+            winners = ({f"p1-{i}" for i, w in enumerate(r1) if w}
+                       | {f"p2-{i}" for i, w in enumerate(r2) if w})
             assert {e.event_id for e in log[1:]} == winners  # no loser's event was written
+        finally:
+            check.close()
+
+    def test_processes_on_their_own_records_never_conflict(self, tmp_path: Path):
+        n, rounds = 4, 40
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        tids = [f"b/t{i}" for i in range(n)]
+        setup = open_store(url)
+        setup.commit(created(bundle("b"), *(task(tid, bundle_id="b") for tid in tids)))
+        setup.close()
+
+        reports = dict(_run_processes(_own_task_worker, [(url, tid, rounds) for tid in tids]))
+        assert reports == {tid: [] for tid in tids}  # zero conflicts, zero throttles
+
+        check = open_store(url)
+        try:
+            _check_own_writes(check, tids, rounds)
+            assert len(every(check, AuditEvent)) == 1 + n * (1 + rounds)
+            assert check.get(Bundle, "b").version == 1
         finally:
             check.close()

@@ -19,6 +19,7 @@ from runtime.content import dump_definition, load_content
 from runtime.engine import Services, build_bundle, create_bundle
 from runtime.model import Bundle, Task, WorkflowDefinition
 from runtime.model.common import utc
+from tests.helpers import bundles, log_of
 
 NOW = utc(2026, 11, 25, 8, 0)
 NOW_JSON = "2026-11-25T08:00:00+00:00"
@@ -269,7 +270,7 @@ def test_title_override(svc):
 
 def test_instantiation_is_idempotent(svc, clock):
     first = create_bundle(svc, "podcast-episode", PODCAST_ANCHOR)
-    events = len(svc.store.audit_events())
+    events = len(log_of(svc.store))
     assert events == 1 + len(first.tasks)
     clock.set(utc(2026, 11, 26, 12, 0))
     second = create_bundle(svc, "podcast-episode", PODCAST_ANCHOR, "another title")
@@ -278,8 +279,8 @@ def test_instantiation_is_idempotent(svc, clock):
     assert [t.task_id for t in second.tasks] == [t.task_id for t in first.tasks]
     assert second.bundle == first.bundle  # nothing re-stamped: same title, timestamps, version
     assert second.tasks == first.tasks
-    assert len(svc.store.audit_events()) == events
-    assert [b.bundle_id for b in svc.store.bundles()] == ["podcast-episode/2026-12-01"]
+    assert len(log_of(svc.store)) == events
+    assert [b.bundle_id for b in bundles(svc.store)] == ["podcast-episode/2026-12-01"]
 
 
 def test_different_anchor_is_a_different_bundle(svc):
@@ -288,7 +289,7 @@ def test_different_anchor_is_a_different_bundle(svc):
     assert b.created is True
     assert a.bundle.bundle_id != b.bundle.bundle_id
     assert b.tasks[0].task_id == "podcast-episode/2026-12-08/book-guest"
-    assert len(svc.store.bundles()) == 2
+    assert len(bundles(svc.store)) == 2
 
 
 # ---- small definitions: IDs, defaults, copies -------------------------------------------------

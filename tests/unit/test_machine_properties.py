@@ -29,15 +29,15 @@ from hypothesis import strategies as st
 
 from runtime import engine
 from runtime.artifacts import LocalArtifactStore
-from runtime.audit import verify_chain
 from runtime.clock import FixedClock
 from runtime.content import Content, load_content
 from runtime.engine import Services
 from runtime.errors import ConflictError, DataopsError, InputError, TransitionRejected
 from runtime.model import Bundle, Task, TaskStatus
 from runtime.model.common import utc
-from runtime.proof import missing_proof
+from runtime.rules.proof import missing_proof
 from runtime.store import open_store
+from tests.helpers import log_of, reminders, verified
 
 ANCHOR = date(2026, 12, 1)
 BUNDLE = "prop/2026-12-01"
@@ -164,8 +164,8 @@ def run(svc: Services, clock: FixedClock, cmd: tuple[Any, ...]) -> None:
 
 def state_of(svc: Services) -> tuple[Any, ...]:
     st_ = svc.store
-    return (tuple(st_.tasks_of(BUNDLE)), st_.get(Bundle, BUNDLE), tuple(st_.audit_events()),
-            tuple(st_.reminders()))
+    return (tuple(st_.tasks_of(BUNDLE)), st_.get(Bundle, BUNDLE), tuple(log_of(st_)),
+            tuple(reminders(st_)))
 
 
 def check_invariants(task: Task) -> None:
@@ -195,7 +195,7 @@ def play(cmds: list[tuple[Any, ...]], tick: bool) -> None:
             continue
         before = state_of(svc)
         task = svc.store.get(Task, TASK)
-        events = svc.store.audit_events(entity_id=TASK)
+        events = log_of(svc.store, entity_id=TASK)
         want = expected_outcome(cmd, task, clock.now())
         try:
             run(svc, clock, cmd)
@@ -211,7 +211,7 @@ def play(cmds: list[tuple[Any, ...]], tick: bool) -> None:
         assert want, f"{cmd} from {task.status} was accepted"
         after = svc.store.get(Task, TASK)
         assert after.version == task.version + 1, cmd
-        new_events = svc.store.audit_events(entity_id=TASK)
+        new_events = log_of(svc.store, entity_id=TASK)
         assert len(new_events) == len(events) + 1, cmd
         assert new_events[-1].actor == "prop" and new_events[-1].at == clock.now()
         assert svc.store.get(Task, OTHER) == before[0][1]  # the other task is never touched
@@ -219,8 +219,8 @@ def play(cmds: list[tuple[Any, ...]], tick: bool) -> None:
             assert missing_proof(after) == [], f"reached done missing {missing_proof(after)}"
             assert after.completed_at == clock.now() and after.completed_by == "prop"
         check_invariants(after)
-    events = svc.store.audit_events()
-    assert verify_chain(events) == len(events)
+    all_events = log_of(svc.store)
+    assert verified(svc.store) == len(all_events)
 
 
 @settings(max_examples=150, deadline=None)

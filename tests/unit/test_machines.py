@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from runtime.errors import DefinitionError
-from runtime.machines import MACHINES_DIR, load_spec, machine
+from runtime.machines import SPECS_PACKAGE, load_spec, machine, spec_files, specs_dir
 
 
 def _spec(tmp_path: Path, edit) -> Path:
-    data = yaml.safe_load((MACHINES_DIR / "task.yaml").read_text())
+    data = yaml.safe_load((specs_dir() / "task.yaml").read_text())
     edit(data)
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -29,8 +29,24 @@ def _fails(path: Path, *needles: str) -> None:
 
 def test_the_shipped_specs_load() -> None:
     for name in ("task", "bundle"):
-        spec = load_spec(MACHINES_DIR / f"{name}.yaml")
+        spec = load_spec(specs_dir() / f"{name}.yaml")
         assert spec.name == name
+
+
+def test_the_specs_are_found_in_the_installed_package() -> None:
+    import importlib
+
+    package = importlib.import_module(SPECS_PACKAGE)
+    assert [f.name for f in spec_files()] == ["bundle.yaml", "task.yaml"]
+    assert Path(str(specs_dir())) == Path(package.__file__).parent
+
+
+def test_a_missing_spec_the_engine_needs_is_named(specs_copy: Path) -> None:
+    (specs_copy / "task.yaml").unlink()
+    with pytest.raises(DefinitionError) as err:
+        spec_files()
+    assert err.value.problems == [f"{specs_copy / 'task.yaml'}: machine spec is missing; "
+                                  "the engine needs it"]
 
 
 def test_unknown_guard(tmp_path: Path) -> None:
@@ -94,5 +110,5 @@ def test_open_task_states_are_the_specs_open_states() -> None:
     """TaskStatus.is_open (used on hot paths without the machine) agrees with machines/task.yaml."""
     from runtime.model import OPEN_TASK_STATES
 
-    spec = load_spec(MACHINES_DIR / "task.yaml")
+    spec = load_spec(specs_dir() / "task.yaml")
     assert {s.name for s in spec.states if s.open} == {s.value for s in OPEN_TASK_STATES}

@@ -33,14 +33,14 @@ from runtime.model import (
     reminder_id_for,
 )
 from runtime.model.common import utc
-from runtime.reminders import (
+from runtime.rules.reminders import (
     Firing,
     bundle_firings,
     due_between,
     firings_of,
     local_instant,
     next_after,
-    schedule_fields,
+    next_reminder_at,
     task_firings,
 )
 
@@ -296,7 +296,7 @@ def test_bundle_with_every_required_link_filled_has_no_reminder() -> None:
                                                        ("b", True, "https://x.example.com/b"),
                                                        ("c", False, None)])
     assert bundle_firings(bundle) == []
-    assert schedule_fields(bundle, BERLIN, DEFAULT) == {"next_reminder_at": None}
+    assert next_reminder_at(bundle, BERLIN, DEFAULT) is None
 
 
 def test_bundle_without_required_links_has_no_reminder() -> None:
@@ -352,7 +352,7 @@ def test_closed_tasks_have_no_reminders(status: TaskStatus) -> None:
                      follow_up_at=utc(2026, 10, 25, 12), waiting_for="x")
     assert task_firings(task, BERLIN, DEFAULT) == []
     assert firings_of(task, BERLIN, DEFAULT) == []
-    assert schedule_fields(task, BERLIN, DEFAULT) == {"next_reminder_at": None}
+    assert next_reminder_at(task, BERLIN, DEFAULT) is None
 
 
 def test_every_firing_of_an_open_task_in_order() -> None:
@@ -369,7 +369,7 @@ def test_every_firing_of_an_open_task_in_order() -> None:
     ]
 
 
-# ---- the index: next_after, due_between, schedule_fields --------------------------------------
+# ---- the index: next_after, due_between, next_reminder_at --------------------------------------
 
 
 def test_next_after_and_due_between_walk_the_firings() -> None:
@@ -391,9 +391,9 @@ def test_next_after_and_due_between_walk_the_firings() -> None:
 
 def test_schedule_fields_uses_the_records_cursor() -> None:
     fresh = make_task(date(2026, 10, 24))
-    assert schedule_fields(fresh, BERLIN, DEFAULT) == {"next_reminder_at": utc(2026, 10, 24, 7)}
+    assert next_reminder_at(fresh, BERLIN, DEFAULT) == utc(2026, 10, 24, 7)
     swept = make_task(date(2026, 10, 24), cursor=utc(2026, 10, 25, 8))
-    assert schedule_fields(swept, BERLIN, DEFAULT) == {"next_reminder_at": utc(2026, 10, 26, 8)}
+    assert next_reminder_at(swept, BERLIN, DEFAULT) == utc(2026, 10, 26, 8)
 
 
 # ---- deterministic IDs ---------------------------------------------------------------------------
@@ -454,43 +454,3 @@ def test_instants_are_utc() -> None:
         assert f.fire_at.astimezone(UTC) == f.fire_at
 
 
-def test_first_task_reminder_is_the_general_rule_for_new_tasks() -> None:
-    from datetime import date as _date
-
-    from runtime.content import load_content
-    from runtime.engine import build_bundle
-    from runtime.reminders import next_after, task_firings
-    from tests.conftest import SHIPPED_CONTENT
-
-    content = load_content(SHIPPED_CONTENT)
-    for wf in content.workflows.values():
-        bundle, tasks = build_bundle(wf, _date(2026, 10, 25), utc(2026, 10, 1))
-        for task in tasks:
-            general = next_after(task_firings(task, bundle.timezone, bundle.reminder_settings), None)
-            assert task.next_reminder_at == general
-
-
-def test_the_write_path_schedule_agrees_with_the_rules() -> None:
-    """schedule_fields (instants only) gives what next_after(task_firings(...)) gives."""
-    from datetime import date as _date
-
-    from runtime.content import load_content
-    from runtime.engine import build_bundle
-    from runtime.model import TaskStatus
-    from runtime.reminders import next_after, schedule_fields, task_firings
-    from tests.conftest import SHIPPED_CONTENT
-
-    content = load_content(SHIPPED_CONTENT)
-    cursors = [None, utc(2026, 10, 20, 13), utc(2026, 11, 1, 12), utc(2027, 1, 1)]
-    for wf in content.workflows.values():
-        bundle, tasks = build_bundle(wf, _date(2026, 10, 25), utc(2026, 10, 1))
-        for task in tasks:
-            for status in TaskStatus:
-                for cursor in cursors:
-                    t = task.model_copy(update={
-                        "status": status, "reminder_cursor": cursor,
-                        "waiting_for": "x" if status == TaskStatus.WAITING else None,
-                        "follow_up_at": utc(2026, 10, 30, 16) if status == TaskStatus.WAITING else None})
-                    rules = next_after(task_firings(t, bundle.timezone, bundle.reminder_settings), cursor)
-                    fast = schedule_fields(t, bundle.timezone, bundle.reminder_settings)
-                    assert fast["next_reminder_at"] == rules, (t.task_id, status, cursor)

@@ -33,12 +33,7 @@ from runtime.artifacts import LocalArtifactStore
 from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
-from runtime.model import Bundle, DeliveryStatus, Reminder, ReminderKind, Task, TaskStatus
-from runtime.model.common import utc
-from runtime.notify import DeliveryError, FileSink, payload_of
-from runtime.reminders import LATE_AFTER
-from runtime.store.sqlite import SqliteStore
-from runtime.sweep import (
+from runtime.engine.reminders import (
     RetryPolicy,
     deliver_pending,
     fire_schedule,
@@ -48,6 +43,12 @@ from runtime.sweep import (
     record_failure,
     sweep,
 )
+from runtime.model import Bundle, DeliveryStatus, Reminder, ReminderKind, Task, TaskStatus
+from runtime.model.common import utc
+from runtime.notify import DeliveryError, FileSink, payload_of
+from runtime.rules.reminders import LATE_AFTER
+from runtime.store.sqlite import SqliteStore
+from tests.helpers import bundles, log_of, reminders
 
 SECOND = timedelta(seconds=1)
 K = ReminderKind
@@ -207,7 +208,7 @@ def start(svc: Services, clock: FixedClock, sc: Scenario, *, wait: bool = True) 
     if wait:
         engine.fire_task(svc, sc.entity("t-wait"), "wait", waiting_for="the guest",
                          follow_up_at=sc.follow_up)
-    assert svc.store.reminders() == []
+    assert reminders(svc.store) == []
 
 
 def at(svc: Services, clock: FixedClock, when: datetime) -> Any:
@@ -241,17 +242,17 @@ def test_every_kind_fires_at_its_instant_and_not_one_second_before(
     expected = sc.triples()
     entities = {sc.entity(ref) for _, ref, _ in sc.expected}
     for when in sc.instants():
-        before = lab.store.reminders()
+        before = reminders(lab.store)
         # one second early: nothing of it is found, previewed or recorded
         clock.set(when - SECOND)
         assert preview_due(lab, when - SECOND) == []
         report = record_due(lab, when - SECOND)
         assert report.recorded == []
-        assert lab.store.reminders() == before
+        assert reminders(lab.store) == before
         # at the instant: exactly the reminders of this instant, previewed first
         clock.set(when)
         preview = preview_due(lab, when)
-        assert lab.store.reminders() == before, "preview recorded something"
+        assert reminders(lab.store) == before, "preview recorded something"
         report = record_due(lab, when)
         assert triples(report.recorded) == {t for t in expected if t[2] == when}
         assert {f.reminder_id for f in preview} == {r.reminder_id for r in report.recorded}
@@ -265,11 +266,11 @@ def test_every_kind_fires_at_its_instant_and_not_one_second_before(
         for entity in entities:
             upcoming = [t for k, e, t in expected if e == entity and t > when]
             assert next_at(lab, entity) == (min(upcoming) if upcoming else None), entity
-    stored = lab.store.reminders()
+    stored = reminders(lab.store)
     assert_unique(stored)
     assert triples(stored) == expected
     assert record_due(lab, FAR).recorded == []
-    assert len(lab.store.reminders()) == len(expected)
+    assert len(reminders(lab.store)) == len(expected)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -278,11 +279,11 @@ def test_the_index_only_finds_records_with_something_due(
     sc = SCENARIOS[name]
     start(lab, clock, sc)
     first = sc.instants()[0]
-    assert lab.store.due_for_reminders(first - SECOND, 1000) == []
-    found = {r.id for r in lab.store.due_for_reminders(first, 1000)}
+    assert lab.store.due_for_reminders(first - SECOND, 1000).items == []
+    found = {r.id for r in lab.store.due_for_reminders(first, 1000).items}
     assert found == {sc.bundle_id, sc.entity("t-proof")}
     at(lab, clock, first)
-    assert lab.store.due_for_reminders(first, 1000) == []
+    assert lab.store.due_for_reminders(first, 1000).items == []
 
 
 # ---- waiting and follow-up -------------------------------------------------------------------
@@ -299,7 +300,7 @@ def test_waiting_fires_follow_up_due_at_follow_up_at(
     assert task.next_reminder_at == sc.follow_up
     early = at(lab, clock, sc.follow_up - SECOND)  # records the anchor's reminders, if due
     assert all(r.kind != K.FOLLOW_UP_DUE for r in early.recorded)
-    assert [r for r in lab.store.reminders() if r.kind == K.FOLLOW_UP_DUE] == []
+    assert [r for r in reminders(lab.store) if r.kind == K.FOLLOW_UP_DUE] == []
     assert lab.store.get(Task, task_id).next_reminder_at == sc.follow_up
     report = at(lab, clock, sc.follow_up)
     fu = [r for r in report.recorded if r.kind == K.FOLLOW_UP_DUE]
@@ -323,7 +324,7 @@ def test_resume_before_follow_up_at_means_no_follow_up_due(
     assert resumed.follow_up_at is None and resumed.next_reminder_at != sc.follow_up
     for when in [sc.follow_up, *sc.instants(), FAR]:
         at(lab, clock, max(when, clock.now()))
-    stored = lab.store.reminders()
+    stored = reminders(lab.store)
     assert [r for r in stored if r.kind == K.FOLLOW_UP_DUE] == []
     assert_unique(stored)
     # its due and overdue reminders still fire: it is open
@@ -341,9 +342,9 @@ def test_rescheduling_a_follow_up_fires_only_the_new_one(
                      follow_up_at=later)
     at(lab, clock, sc.follow_up)
     at(lab, clock, later - SECOND)
-    assert [r for r in lab.store.reminders() if r.kind == K.FOLLOW_UP_DUE] == []
+    assert [r for r in reminders(lab.store) if r.kind == K.FOLLOW_UP_DUE] == []
     at(lab, clock, later)
-    fu = [r for r in lab.store.reminders() if r.kind == K.FOLLOW_UP_DUE]
+    fu = [r for r in reminders(lab.store) if r.kind == K.FOLLOW_UP_DUE]
     assert [r.fire_at for r in fu] == [later]
 
 
@@ -371,10 +372,10 @@ def test_closing_tasks_before_their_due_date_means_no_reminders(
     for when in [*sc.instants(), FAR]:
         at(lab, clock, when)
     task_kinds = {K.DUE, K.OVERDUE, K.MISSING_EVIDENCE, K.FOLLOW_UP_DUE}
-    assert [r for r in lab.store.reminders()
+    assert [r for r in reminders(lab.store)
             if r.task_id is not None or (r.kind in task_kinds and r.entity_type == "task")] == []
     # the bundle is still active with an empty required link: its own reminder still fires
-    bundle_rem = [r for r in lab.store.reminders() if r.kind == K.MISSING_EVIDENCE]
+    bundle_rem = [r for r in reminders(lab.store) if r.kind == K.MISSING_EVIDENCE]
     assert [(r.entity_id, r.fire_at) for r in bundle_rem] == [(sc.bundle_id, sc.instants()[0])]
 
 
@@ -392,7 +393,7 @@ def test_closing_a_task_after_it_became_due_stops_its_overdue_reminders(
     engine.fire_task(lab, sc.entity("t-wait"), "cancel", reason="moot")
     for when in [*sc.instants(), FAR]:
         at(lab, clock, max(when, clock.now()))
-    task_rem = [(r.kind, r.entity_id) for r in lab.store.reminders() if r.entity_type == "task"]
+    task_rem = [(r.kind, r.entity_id) for r in reminders(lab.store) if r.entity_type == "task"]
     assert sorted(task_rem) == sorted([(K.DUE, sc.entity("t-proof")),
                                        (K.MISSING_EVIDENCE, sc.entity("t-proof"))])
 
@@ -404,11 +405,11 @@ def test_cancelling_the_bundle_stops_every_reminder(
     start(lab, clock, sc)
     clock.set(START + timedelta(hours=1))
     engine.cancel_bundle(lab, sc.bundle_id, "called off")
-    before = lab.store.reminders()  # the stage change the cancellation recorded, if any
+    before = reminders(lab.store)  # the stage change the cancellation recorded, if any
     assert all(r.kind == K.STAGE_CHANGE for r in before)
     for when in [*sc.instants(), FAR]:
         at(lab, clock, when)
-    assert lab.store.reminders() == before
+    assert reminders(lab.store) == before
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -421,8 +422,8 @@ def test_filling_the_required_link_before_the_anchor_stops_the_bundle_reminder(
     assert lab.store.get(Bundle, sc.bundle_id).next_reminder_at is None
     for when in [*sc.instants(), FAR]:
         at(lab, clock, when)
-    assert [r for r in lab.store.reminders() if r.entity_type == "bundle"] == []
-    assert triples(lab.store.reminders()) == sc.triples(without={(K.MISSING_EVIDENCE, "bundle")})
+    assert [r for r in reminders(lab.store) if r.entity_type == "bundle"] == []
+    assert triples(reminders(lab.store)) == sc.triples(without={(K.MISSING_EVIDENCE, "bundle")})
 
 
 def test_proof_attached_before_the_due_date_means_no_missing_evidence(
@@ -432,7 +433,7 @@ def test_proof_attached_before_the_due_date_means_no_missing_evidence(
     clock.set(START + timedelta(hours=1))
     engine.attach_comment(lab, sc.entity("t-proof"), "signed off")
     at(lab, clock, sc.instants()[0])
-    kinds = sorted((r.kind, r.entity_id) for r in lab.store.reminders())
+    kinds = sorted((r.kind, r.entity_id) for r in reminders(lab.store))
     assert kinds == sorted([(K.MISSING_EVIDENCE, sc.bundle_id), (K.DUE, sc.entity("t-proof"))])
 
 
@@ -446,9 +447,9 @@ def test_stage_change_is_recorded_by_the_command_and_delivered_by_the_next_sweep
     now = utc(2026, 10, 22, 10)
     clock.set(now)
     engine.attach_comment(lab, sc.entity("t-proof"), "signed off")
-    assert lab.store.reminders() == []  # proof alone moves no stage
+    assert reminders(lab.store) == []  # proof alone moves no stage
     engine.fire_task(lab, sc.entity("t-proof"), "complete")
-    [change] = lab.store.reminders()
+    [change] = reminders(lab.store)
     assert change.kind == K.STAGE_CHANGE
     assert (change.entity_type, change.entity_id, change.bundle_id) == ("bundle", sc.bundle_id,
                                                                        sc.bundle_id)
@@ -473,7 +474,7 @@ def test_each_stage_change_is_its_own_reminder(lab: Services, clock: FixedClock)
     engine.fire_task(lab, sc.entity("t-proof"), "cancel", reason="skip")   # first -> second
     engine.fire_task(lab, sc.entity("t-proof"), "reopen", reason="oops")  # second -> first
     engine.fire_task(lab, sc.entity("t-proof"), "cancel", reason="skip")   # first -> second
-    changes = [r for r in lab.store.reminders() if r.kind == K.STAGE_CHANGE]
+    changes = [r for r in reminders(lab.store) if r.kind == K.STAGE_CHANGE]
     assert len(changes) == 3 and len({r.reminder_id for r in changes}) == 3
 
 
@@ -487,7 +488,7 @@ def test_a_late_sweep_records_every_passed_reminder_once_marked_late(
     start(lab, clock, sc)
     instants = sc.instants()
     at(lab, clock, instants[0] - timedelta(hours=1))  # the last sweep before the daemon went down
-    assert lab.store.reminders() == []
+    assert reminders(lab.store) == []
     back = instants[0] + timedelta(days=3)  # three days later it comes back
     sink = RecordingSink()
     clock.set(back)
@@ -504,8 +505,8 @@ def test_a_late_sweep_records_every_passed_reminder_once_marked_late(
     for when in [t for t in instants if t > back]:
         report = at(lab, clock, when)
         assert report.recorded and not any(r.late for r in report.recorded)
-    assert_unique(lab.store.reminders())
-    assert triples(lab.store.reminders()) == sc.triples()
+    assert_unique(reminders(lab.store))
+    assert triples(reminders(lab.store)) == sc.triples()
 
 
 def test_late_means_more_than_late_after_after_the_instant(lab: Services, clock: FixedClock) -> None:
@@ -526,14 +527,14 @@ def test_preview_lists_exactly_what_a_sweep_records_and_records_nothing(
         lab: Services, clock: FixedClock, name: str) -> None:
     sc = SCENARIOS[name]
     start(lab, clock, sc)
-    events_before = lab.store.audit_events()
+    events_before = log_of(lab.store)
     # preview at several times, each against an untouched store
     for when in [sc.instants()[0] - SECOND, *sc.instants(), FAR]:
         preview = preview_due(lab, when)
         assert {(f.kind, f.entity_id, f.fire_at) for f in preview} == {
             t for t in sc.triples() if t[2] <= when}
-        assert lab.store.reminders() == []
-        assert lab.store.audit_events() == events_before
+        assert reminders(lab.store) == []
+        assert log_of(lab.store) == events_before
     # then the sweep at one of those times records exactly the preview
     when = sc.instants()[3]
     preview = preview_due(lab, when)
@@ -585,7 +586,7 @@ def test_every_reminder_is_delivered_once_with_its_id_as_idempotency_key(
     for when in [*times, FAR, FAR + timedelta(days=1)]:
         clock.set(when)
         sweep(lab, [sink, other], now=when)
-    stored = lab.store.reminders()
+    stored = reminders(lab.store)
     assert len(stored) == len(sc.expected)
     for s in (sink, other):
         assert sorted(s.ids()) == sorted(r.reminder_id for r in stored)
@@ -645,7 +646,7 @@ def test_a_failing_sink_retries_with_backoff_then_records_one_automation_failure
     assert failed.delivery_status == DeliveryStatus.FAILED
     assert failed.deliver_after is None
     assert sink.calls.count(rid) == policy.max_attempts
-    failures = [r for r in lab.store.reminders() if r.kind == K.AUTOMATION_FAILURE]
+    failures = [r for r in reminders(lab.store) if r.kind == K.AUTOMATION_FAILURE]
     assert len(failures) == 1
     [failure] = failures
     assert (failure.entity_type, failure.entity_id) == ("reminder", rid)
@@ -660,10 +661,10 @@ def test_a_failing_sink_retries_with_backoff_then_records_one_automation_failure
         sweep(lab, [sink], now=now, policy=policy)
     assert lab.store.get(Reminder, failure.reminder_id).delivery_status == DeliveryStatus.FAILED
     assert sink.calls.count(failure.reminder_id) == policy.max_attempts
-    kinds = sorted(r.kind for r in lab.store.reminders())
+    kinds = sorted(r.kind for r in reminders(lab.store))
     assert kinds == sorted([K.DUE, K.AUTOMATION_FAILURE])
     assert lab.store.pending_deliveries(now + timedelta(days=365), 100) == []
-    actions = [e.action for e in lab.store.audit_events(entity_id=rid)]
+    actions = [e.action for e in log_of(lab.store, entity_id=rid)]
     assert actions.count("retry") == policy.max_attempts - 1
     assert actions.count("fail") == 1
 
@@ -695,7 +696,7 @@ def test_a_retry_succeeds_after_the_sink_recovers(lab: Services, clock: FixedClo
     engine.create_bundle(lab, "plain", date(2026, 11, 2))
     now = utc(2026, 11, 2, 9)
     sweep(lab, [FailingSink(DeliveryError("503"))], now=now)
-    [rem] = lab.store.reminders()
+    [rem] = reminders(lab.store)
     assert rem.attempts == 1 and rem.last_error
     sink = RecordingSink()
     now = rem.deliver_after
@@ -703,7 +704,7 @@ def test_a_retry_succeeds_after_the_sink_recovers(lab: Services, clock: FixedClo
     done = lab.store.get(Reminder, rem.reminder_id)
     assert done.delivery_status == DeliveryStatus.DELIVERED and done.attempts == 2
     assert done.last_error is None and sink.ids() == [rem.reminder_id]
-    assert [r for r in lab.store.reminders() if r.kind == K.AUTOMATION_FAILURE] == []
+    assert [r for r in reminders(lab.store) if r.kind == K.AUTOMATION_FAILURE] == []
 
 
 def test_a_claimed_reminder_is_delivered_again_only_after_its_lease(
@@ -715,7 +716,7 @@ def test_a_claimed_reminder_is_delivered_again_only_after_its_lease(
     engine.create_bundle(lab, "plain", date(2026, 11, 2))
     now = utc(2026, 11, 2, 9)
     record_due(lab, now)
-    [rem] = lab.store.reminders()
+    [rem] = reminders(lab.store)
     from runtime.store import Changes
 
     claimed = rem.model_copy(update={"attempts": 1, "deliver_after": now + policy.lease,
@@ -742,7 +743,7 @@ def test_a_file_sink_appends_one_line_per_delivery(lab: Services, clock: FixedCl
         sweep(lab, [sink], now=when)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert sorted(d["idempotency_key"] for d in lines) == sorted(
-        r.reminder_id for r in lab.store.reminders())
+        r.reminder_id for r in reminders(lab.store))
 
 
 # ---- recurring ---------------------------------------------------------------------------------
@@ -752,16 +753,16 @@ NEWSLETTER_BUNDLE = "newsletter/2026-11-27"  # the anchor: four days later, the 
 
 
 def recurring(svc: Services) -> list[Reminder]:
-    return [r for r in svc.store.reminders() if r.kind == K.RECURRING]
+    return [r for r in reminders(svc.store) if r.kind == K.RECURRING]
 
 
 def test_fire_schedule_creates_one_bundle_for_its_anchor(svc: Services, clock: FixedClock) -> None:
     clock.set(NEWSLETTER_FIRE)
-    first = fire_schedule(svc, "newsletter", NEWSLETTER_FIRE)
-    second = fire_schedule(svc, "newsletter", NEWSLETTER_FIRE)
+    first = fire_schedule(svc, "newsletter", NEWSLETTER_FIRE).bundle
+    second = fire_schedule(svc, "newsletter", NEWSLETTER_FIRE).bundle
     assert first.bundle_id == second.bundle_id == NEWSLETTER_BUNDLE
     assert first.anchor_date == date(2026, 11, 27)
-    assert [b.bundle_id for b in svc.store.bundles()] == [NEWSLETTER_BUNDLE]
+    assert [b.bundle_id for b in bundles(svc.store)] == [NEWSLETTER_BUNDLE]
     [rem] = recurring(svc)
     assert (rem.entity_type, rem.entity_id, rem.bundle_id) == ("bundle", NEWSLETTER_BUNDLE,
                                                                NEWSLETTER_BUNDLE)
@@ -771,7 +772,7 @@ def test_fire_schedule_creates_one_bundle_for_its_anchor(svc: Services, clock: F
     assert report.bundles_created == []
     report = sweep(svc, [], now=NEWSLETTER_FIRE + timedelta(hours=1))
     assert report.bundles_created == []
-    assert [b.bundle_id for b in svc.store.bundles()] == [NEWSLETTER_BUNDLE]
+    assert [b.bundle_id for b in bundles(svc.store)] == [NEWSLETTER_BUNDLE]
     assert len(recurring(svc)) == 1
 
 
@@ -836,7 +837,7 @@ def test_schedule_from_two_services_on_one_sqlite_file_creates_one_bundle(
         fire_schedule(a, "newsletter", NEWSLETTER_FIRE)
         fire_schedule(b, "newsletter", NEWSLETTER_FIRE)
         for svc in (a, b):
-            assert [x.bundle_id for x in svc.store.bundles()] == [NEWSLETTER_BUNDLE]
+            assert [x.bundle_id for x in bundles(svc.store)] == [NEWSLETTER_BUNDLE]
             [rem] = recurring(svc)
             assert rem.entity_id == NEWSLETTER_BUNDLE
         assert len(a.store.tasks_of(NEWSLETTER_BUNDLE)) == 6
@@ -862,9 +863,9 @@ def test_preview_at_a_schedule_firing_lists_what_the_sweep_records(
     due that Monday at 08:30 Chicago); the preview must list those too."""
     clock.set(NEWSLETTER_FIRE)
     preview = preview_due(svc, NEWSLETTER_FIRE)
-    assert svc.store.reminders() == [] and svc.store.bundles() == []
+    assert reminders(svc.store) == [] and bundles(svc.store) == []
     report = sweep(svc, [], now=NEWSLETTER_FIRE)
-    recorded = {r.reminder_id: (r.kind, r.entity_id) for r in svc.store.reminders()}
+    recorded = {r.reminder_id: (r.kind, r.entity_id) for r in reminders(svc.store)}
     assert report.bundles_created == [NEWSLETTER_BUNDLE]
     assert sorted(recorded.values()) == sorted([
         (K.RECURRING, NEWSLETTER_BUNDLE),
@@ -896,7 +897,7 @@ def test_record_failure_records_once(svc: Services) -> None:
     first = record_failure(svc, "job:x", when, "job x failed")
     assert first is not None and first.kind == K.AUTOMATION_FAILURE
     assert record_failure(svc, "job:x", when, "job x failed") is None
-    assert [r.reminder_id for r in svc.store.reminders()] == [first.reminder_id]
+    assert [r.reminder_id for r in reminders(svc.store)] == [first.reminder_id]
 
 
 def test_the_scheduler_listener_records_a_failed_job_as_one_automation_failure(
@@ -911,7 +912,7 @@ def test_the_scheduler_listener_records_a_failed_job_as_one_automation_failure(
                               exception=RuntimeError("store unreachable"),
                               traceback="Traceback ...")
     daemon._job_failed(event)
-    [rem] = svc.store.reminders()
+    [rem] = reminders(svc.store)
     assert rem.kind == K.AUTOMATION_FAILURE
     assert (rem.entity_type, rem.entity_id) == ("job", "job:sweep")
     assert rem.fire_at == scheduled
@@ -919,7 +920,7 @@ def test_the_scheduler_listener_records_a_failed_job_as_one_automation_failure(
     assert rem.delivery_status == DeliveryStatus.PENDING
     # the same failed run reported again is the same reminder
     daemon._job_failed(event)
-    assert len(svc.store.reminders()) == 1
+    assert len(reminders(svc.store)) == 1
     # and the next sweep delivers it
     sink = RecordingSink()
     sweep(svc, [sink], now=clock.now(), schedules=False)
@@ -995,11 +996,11 @@ def test_daemon_run_schedule_creates_the_bundle_once(svc: Services, clock: Fixed
     daemon = Daemon(svc, [])
     daemon.run_schedule("newsletter")
     daemon.run_schedule("newsletter")
-    assert [b.bundle_id for b in svc.store.bundles()] == [NEWSLETTER_BUNDLE]
+    assert [b.bundle_id for b in bundles(svc.store)] == [NEWSLETTER_BUNDLE]
     assert len(recurring(svc)) == 1
     # a sweep at the same time on another daemon adds no second bundle nor recurring reminder
     sweep(svc, [], now=clock.now())
-    assert [b.bundle_id for b in svc.store.bundles()] == [NEWSLETTER_BUNDLE]
+    assert [b.bundle_id for b in bundles(svc.store)] == [NEWSLETTER_BUNDLE]
     assert len(recurring(svc)) == 1
 
 
@@ -1014,7 +1015,7 @@ def test_a_late_cron_tick_keys_the_bundle_by_the_cron_instant(tmp_path: Path) ->
     svc = Services(store=SqliteStore(f"sqlite:///{tmp_path / 's.db'}"), clock=clock, actor="d",
                    content_loader=lambda: content)
     Daemon(svc, []).run_schedule("newsletter")
-    [reminder] = [r for r in svc.store.reminders() if r.kind == ReminderKind.RECURRING]
+    [reminder] = [r for r in reminders(svc.store) if r.kind == ReminderKind.RECURRING]
     assert reminder.fire_at == NEWSLETTER_FIRE
     assert reminder.late is True
     assert preview_due(svc, clock.now()) == [f for f in preview_due(svc, clock.now())

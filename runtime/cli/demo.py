@@ -19,11 +19,9 @@ def _say(text: str = "") -> None:
 
 def run_demo(ctx: Any) -> int:
     """Run the demo on a fresh ``./dataops-demo.db`` (or on ``--store``, which must be empty)."""
-    from runtime.artifacts import artifacts_for_store
     from runtime.clock import FixedClock
-    from runtime.engine import Services
     from runtime.model.common import utc
-    from runtime.store import open_store
+    from runtime.wiring import open_services, open_store
 
     explicit = ctx.args.store or os.environ.get("DATAOPS_STORE")
     if explicit:
@@ -33,13 +31,13 @@ def run_demo(ctx: Any) -> int:
             Path(DEMO_DB + suffix).unlink(missing_ok=True)
         url = f"sqlite:///{DEMO_DB}"
     store = open_store(url)
-    if store.bundles():
+    if not store.is_empty():
         store.close()
         raise InputError(f"demo needs an empty store, {url} has bundles; omit --store to use ./{DEMO_DB}")
     start = ctx.clock().now() if ctx.now_text else utc(2026, 11, 2, 8, 0)
     clock = FixedClock(start)
-    svc = Services(store=store, clock=clock, actor=ctx.actor, artifacts=artifacts_for_store(url),
-                   content_loader=ctx.content)
+    svc = open_services(store, None, clock=clock, actor=ctx.actor, artifacts=ctx.artifacts_url)
+    svc.content_loader = ctx.content
     try:
         _script(svc, clock)
     finally:
@@ -54,7 +52,7 @@ def run_demo(ctx: Any) -> int:
 
 def _script(svc: Any, clock: Any) -> None:
     from runtime import engine
-    from runtime.proof import missing_proof
+    from runtime.rules.proof import missing_proof
 
     content = svc.content
     _say(f"Loaded {len(content.workflows)} workflow definitions and {len(content.documents)} "
@@ -109,8 +107,8 @@ def _script(svc: Any, clock: Any) -> None:
         _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
 
     _say()
+    from runtime.engine.reminders import preview_due, sweep
     from runtime.notify import FileSink
-    from runtime.sweep import preview_due, sweep
 
     clock.set(clock.now().replace(hour=18))
     preview = preview_due(svc, clock.now())
@@ -129,10 +127,15 @@ def _script(svc: Any, clock: Any) -> None:
     _say(f"delivered payloads are in {sink_path}")
 
     _say()
-    from runtime.audit import verify_chain
+    from runtime.engine.audit import seal, verify
+    from runtime.model import Bundle, Reminder, Task
 
-    tasks = [t for b in svc.store.bundles() for t in svc.store.tasks_of(b.bundle_id)]
-    open_tasks = [t for t in tasks if t.status.is_open]
-    _say(f"{len(svc.store.bundles())} bundles, {len(tasks)} tasks ({len(open_tasks)} open), "
-         f"{len(svc.store.reminders())} reminders recorded, "
-         f"{verify_chain(svc.store.audit_events())} audit events (hash chain verified)")
+    store = svc.store
+    bundles, tasks = store.count(Bundle), store.count(Task)
+    open_tasks = sum(store.count(Task, where={"status": s}) or 0
+                     for s in ("todo", "in_progress", "waiting"))
+    report = verify(svc.store)
+    sealed = seal(svc)
+    _say(f"{bundles} bundles, {tasks} tasks ({open_tasks} open), "
+         f"{store.count(Reminder)} reminders recorded, {report.events} audit events in "
+         f"{report.entities} hash chains (verified); sealed, root {sealed.root[:16]}...")

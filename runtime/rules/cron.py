@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,3 +42,14 @@ def firings(cron: str, timezone: str, after: datetime, until: datetime) -> list[
             out.append(nxt)
         previous = nxt
         current = nxt
+
+
+def latest_firing(cron: str, timezone: str, now: datetime, window: timedelta) -> datetime | None:
+    """The cron's latest firing in (now - window, now], in UTC; None if there is none."""
+    times = firings(cron, timezone, now - window, now)
+    return times[-1].astimezone(UTC) if times else None
+
+
+def anchor_for(anchor_offset_days: int, fire_at: datetime, timezone: str) -> date:
+    """The anchor date of the bundle a firing creates: its local date plus the offset."""
+    return fire_at.astimezone(ZoneInfo(timezone)).date() + timedelta(days=anchor_offset_days)

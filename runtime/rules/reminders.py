@@ -18,16 +18,23 @@ from zoneinfo import ZoneInfo
 from runtime.model import (
     Bundle,
     BundleStatus,
+    Reminder,
     ReminderKind,
     ReminderSettings,
     Task,
     TaskStatus,
     reminder_id_for,
 )
-from runtime.proof import missing_proof
+from runtime.rules.proof import missing_proof
 
 LATE_AFTER = timedelta(minutes=5)
 """A reminder recorded more than this after its instant is marked ``late``."""
+
+
+def is_late(fire_at: datetime, recorded_at: datetime) -> bool:
+    """The one lateness rule: recorded (or previewed) more than :data:`LATE_AFTER` after its
+    instant."""
+    return recorded_at - fire_at > LATE_AFTER
 
 
 @dataclass(frozen=True)
@@ -44,11 +51,14 @@ class Firing:
     discriminator: str = ""
     """Set where one entity can fire the same kind twice at one instant (a stage change is
     keyed by the bundle version it produced)."""
+    key_at: datetime | None = None
+    """The instant the ID is derived from, when it is not ``fire_at``: a failure that is
+    reported once per cause (a broken file, a quarantined record) whenever it is noticed."""
 
     @property
     def reminder_id(self) -> str:
         key = f"{self.entity_id}#{self.discriminator}" if self.discriminator else self.entity_id
-        return reminder_id_for(self.kind, key, self.fire_at)
+        return reminder_id_for(self.kind, key, self.key_at or self.fire_at)
 
 
 @lru_cache(maxsize=4096)
@@ -94,11 +104,6 @@ def task_firings(task: Task, zone: str, policy: ReminderSettings) -> list[Firing
     return out
 
 
-def first_task_reminder(due: date, zone: str, policy: ReminderSettings) -> datetime:
-    """``next_reminder_at`` of a new task (open, not waiting, nothing swept): its ``due``
-    reminder, which no other reminder of a new task precedes. A shortcut of
-    ``next_after(task_firings(task), None)`` for instantiation's hot path (a test pins them equal)."""
-    return local_instant(due, policy.at, zone)
 
 
 def bundle_firings(bundle: Bundle) -> list[Firing]:
@@ -132,24 +137,17 @@ def due_between(firings: list[Firing], cursor: datetime | None, now: datetime) -
     return [f for f in firings if (cursor is None or f.fire_at > cursor) and f.fire_at <= now]
 
 
-def task_instants(task: Task, zone: str, policy: ReminderSettings) -> list[datetime]:
-    """The instants of :func:`task_firings`, without building their summaries (the write path
-    only needs the next one; ``missing_evidence`` shares the ``due`` instant)."""
-    if not task.status.is_open:
-        return []
-    out = [local_instant(task.due_date + timedelta(days=n), policy.at, zone)
-           for n in range(policy.overdue_repeats + 1)]
-    if task.status == TaskStatus.WAITING and task.follow_up_at is not None:
-        out.append(task.follow_up_at)
-    return out
+def next_reminder_at(record: Task | Bundle, zone: str, policy: ReminderSettings) -> datetime | None:
+    """The index value a write stores with ``record``: its first reminder after its cursor."""
+    return next_after(firings_of(record, zone, policy), record.reminder_cursor)
 
 
-def schedule_fields(
-    record: Task | Bundle, zone: str, policy: ReminderSettings
-) -> dict[str, datetime | None]:
-    """The index field a write must store with ``record`` (its cursor unchanged)."""
-    cursor = record.reminder_cursor
-    if isinstance(record, Task):
-        times = [t for t in task_instants(record, zone, policy) if cursor is None or t > cursor]
-        return {"next_reminder_at": min(times) if times else None}
-    return {"next_reminder_at": next_after(bundle_firings(record), cursor)}
+def reminder_of(firing: Firing, recorded_at: datetime) -> Reminder:
+    """The record of ``firing`` as recorded at ``recorded_at`` (late by :func:`is_late`)."""
+    return Reminder(
+        reminder_id=firing.reminder_id, kind=firing.kind, entity_type=firing.entity_type,
+        entity_id=firing.entity_id, bundle_id=firing.bundle_id, task_id=firing.task_id,
+        fire_at=firing.fire_at, recorded_at=recorded_at,
+        late=is_late(firing.fire_at, recorded_at), deliver_after=recorded_at,
+        summary=firing.summary,
+    )

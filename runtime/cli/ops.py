@@ -1,0 +1,172 @@
+"""`dataops` commands for operators: reminders, the scheduler, export and import, the audit
+log, diagrams, the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.cli import render
+from runtime.cli.context import Ctx, warn_broken
+
+OK = 0
+
+
+def cmd_reminders_due(ctx: Ctx) -> int:
+    from runtime.engine.reminders import preview_due
+    from runtime.model import parse_instant
+    from runtime.rules.reminders import is_late
+
+    svc = ctx.services()
+    at = parse_instant(ctx.args.at, "--at") if ctx.args.at else svc.now()
+    firings = preview_due(svc, at)
+    if ctx.args.json:
+        render.emit_json([{"reminder_id": f.reminder_id, "kind": str(f.kind),
+                           "entity_type": f.entity_type, "entity_id": f.entity_id,
+                           "bundle_id": f.bundle_id, "task_id": f.task_id,
+                           "fire_at": f.fire_at.isoformat(), "late": is_late(f.fire_at, at),
+                           "summary": f.summary} for f in firings])
+        return OK
+    render.out(f"{len(firings)} reminders due at {at.isoformat()} and not yet recorded "
+               "(nothing recorded)")
+    render.table([(f.fire_at.isoformat(), f.kind, f.entity_id, f.summary) for f in firings],
+                 ("fire_at", "kind", "entity", "summary"))
+    return OK
+
+
+def cmd_reminders_list(ctx: Ctx) -> int:
+    from runtime.engine.views import list_reminders
+
+    svc = ctx.services()
+    reminders, more = ctx.page(lambda n, cur: list_reminders(svc, limit=n, cursor=cur))
+    if ctx.args.json:
+        render.emit_json([r.to_json() for r in reminders])
+    else:
+        render.table([(r.fire_at.isoformat(), r.kind, r.entity_id, r.delivery_status, r.attempts,
+                       "late" if r.late else "", r.summary) for r in reminders],
+                     ("fire_at", "kind", "entity", "delivery", "attempts", "late", "summary"))
+    render.more(len(reminders), None, more)
+    return OK
+
+
+def cmd_scheduler_run(ctx: Ctx) -> int:
+    import logging
+    import math
+
+    from runtime.errors import InputError
+    from runtime.notify import open_sinks
+    from runtime.scheduler import Daemon
+
+    interval = ctx.args.interval
+    if not math.isfinite(interval) or interval <= 0:
+        raise InputError(f"--interval {interval}: give a positive number of seconds")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sinks = open_sinks(ctx.args.sink)
+    svc = ctx.services()
+    warn_broken(svc.content)  # a broken definition is left out: its schedule does not fire
+    daemon = Daemon(svc, sinks, interval_s=interval)
+    if ctx.args.once:
+        report = daemon.run_sweep()
+        render.out(report.line())
+        return OK
+    daemon.run_forever()
+    return OK
+
+
+def cmd_export(ctx: Ctx) -> int:
+    from runtime.errors import InputError
+    from runtime.export import export_store, load_export
+
+    a = ctx.args
+    if a.action == "validate":
+        if not a.directory:
+            raise InputError("export validate needs the export folder: dataops export validate DIR")
+        records = load_export(Path(a.directory))
+        render.out(f"ok: {a.directory} is a valid export ("
+                   + ", ".join(f"{len(v)} {k}" for k, v in records.items()) + ")")
+        return OK
+    if a.action is not None or not a.out:
+        raise InputError("use dataops export --out DIR, or dataops export validate DIR")
+    svc = ctx.services()
+    manifest = export_store(svc.store, Path(a.out), svc.now())
+    render.out(f"exported to {a.out}: " + ", ".join(
+        f"{e['count']} {e['entity_type']}" + ("" if e["implemented"] else " (not implemented)")
+        for e in manifest["entities"]))
+    for rid, reason in manifest.get("quarantined", []):
+        render.warn(f"record {rid} cannot be read and is not in the export: {reason}")
+    return OK
+
+
+def cmd_import(ctx: Ctx) -> int:
+    from runtime.export import import_export
+
+    counts = import_export(ctx.services().store, Path(ctx.args.directory))
+    render.out(f"imported into {ctx.store_url}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return OK
+
+
+def cmd_audit_log(ctx: Ctx) -> int:
+    from runtime.engine.views import audit_log
+
+    svc = ctx.services()
+    events, more = ctx.page(lambda n, cur: audit_log(svc, ctx.args.entity, limit=n, cursor=cur))
+    if ctx.args.json:
+        render.emit_json([e.to_json() for e in events])
+    else:
+        render.table([(e.seq, e.at, e.actor, e.action, e.entity_id, e.summary) for e in events],
+                     ("seq", "at", "actor", "action", "entity", "summary"))
+    render.more(len(events), None, more)
+    return OK
+
+
+def cmd_audit_verify(ctx: Ctx) -> int:
+    from runtime.engine.audit import verify
+
+    report = verify(ctx.services().store)
+    sealed = (f"; every head of seal {report.sealed.seal_id} ({report.sealed.count} entities) "
+              "still there") if report.sealed else "; no seal yet (dataops audit seal)"
+    render.out(f"ok: {report.events} audit events in {report.entities} entity chains, "
+               f"every hash chain intact{sealed}")
+    return OK
+
+
+def cmd_audit_seal(ctx: Ctx) -> int:
+    from runtime.engine.audit import seal
+
+    made = seal(ctx.services())
+    if ctx.args.json:
+        render.emit_json({k: v for k, v in made.to_json().items() if k != "heads"})
+    else:
+        render.out(f"sealed {made.count} chain heads at {made.at.isoformat()}: root {made.root} "
+                   f"({made.seal_id}); keep the root outside the store too")
+    return OK
+
+
+def cmd_store_init(ctx: Ctx) -> int:
+    store = ctx.services().store
+    render.out(f"ok: store {store.url} is ready" + (" (empty)" if store.is_empty() else ""))
+    return OK
+
+
+def cmd_diagrams(ctx: Ctx) -> int:
+    from runtime import diagrams
+    from runtime.errors import InputError
+
+    out = Path(ctx.args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for the diagrams")
+    if ctx.args.check:
+        problems = diagrams.stale(out)
+        if problems:
+            raise InputError("diagrams are stale: " + "; ".join(problems)
+                             + f"; run dataops diagrams --out {out} and commit")
+        render.out(f"ok: diagrams in {out} match machines/")
+        return OK
+    for path in diagrams.write(out):
+        render.out(f"wrote {path}")
+    return OK
+
+
+def cmd_demo(ctx: Ctx) -> int:
+    from runtime.cli.demo import run_demo
+
+    return run_demo(ctx)

@@ -1,0 +1,416 @@
+"""Reminder use cases: record what is due exactly once, deliver what is pending at least once,
+fire schedule triggers, report automation failures. The scheduler only calls these.
+
+* **Finding** is indexed: ``store.due_for_reminders(now)`` returns only tasks and bundles whose
+  ``next_reminder_at`` has come, so a sweep costs what is due, not what exists.
+* **Recording** is exactly-once: a reminder's ID is derived from (kind, entity, instant) and is
+  created conditionally; when two daemons race, the first write wins and the other skips. The
+  record's reminder cursor moves in the same write (bookkeeping: no version bump, so an
+  operator's command never conflicts with the daemon).
+* **Delivery** is at-least-once: a pending reminder is leased (a version-bumping bookkeeping
+  write that also counts the attempt), handed to every sink with its ID as idempotency key, then settled (delivered, retried
+  with backoff, or failed with one ``automation_failure``, never one about a failed failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runtime.engine.bundles import build_bundle, create_bundle
+from runtime.engine.services import Services
+from runtime.engine.uow import UnitOfWork
+from runtime.engine.views import BundleView
+from runtime.errors import ConflictError, DataopsError, NotFoundError
+from runtime.model import (
+    Bundle,
+    BundleStatus,
+    DeliveryStatus,
+    Reminder,
+    ReminderKind,
+    ScheduleTrigger,
+    Task,
+    WorkflowDefinition,
+    bundle_id_for,
+)
+from runtime.model.commands import CreateBundle
+from runtime.notify import DeliveryError, Sink, payload_of
+from runtime.rules.cron import anchor_for, latest_firing
+from runtime.rules.reminders import Firing, due_between, firings_of, reminder_of
+
+BATCH = 100
+"""Independent sweep writes merged into one atomic write (at most the store's limit)."""
+
+CATCH_UP = timedelta(days=8)
+"""How far back a sweep looks for a schedule's latest firing (a week and a day, so a daemon
+that was down for a whole week still creates last week's bundle). Only the latest firing is
+caught up (docs/reminders.md); older ones can be created with `dataops bundle create`."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How deliveries are retried: attempt n waits ``base * factor**(n-1)``, capped."""
+
+    max_attempts: int = 5
+    base: timedelta = timedelta(minutes=1)
+    factor: float = 4.0
+    cap: timedelta = timedelta(hours=2)
+    lease: timedelta = timedelta(minutes=5)
+
+    def backoff(self, attempts: int) -> timedelta:
+        return min(self.cap, self.base * (self.factor ** max(0, attempts - 1)))
+
+
+@dataclass
+class SweepReport:
+    found: int = 0
+    recorded: list[Reminder] = field(default_factory=list)
+    skipped: int = 0
+    delivered: list[Reminder] = field(default_factory=list)
+    retried: list[Reminder] = field(default_factory=list)
+    failed: list[Reminder] = field(default_factory=list)
+    bundles_created: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"found {self.found} records with reminders due, recorded {len(self.recorded)} "
+                f"(skipped {self.skipped} already recorded), delivered {len(self.delivered)}, "
+                f"retrying {len(self.retried)}, failed {len(self.failed)}"
+                + (f", created bundles {', '.join(self.bundles_created)}" if self.bundles_created else ""))
+
+
+class _Bundles:
+    """Bundles looked up once per sweep."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.cache: dict[str, Bundle] = {}
+
+    def of(self, rec: Task | Bundle) -> Bundle:
+        if isinstance(rec, Bundle):
+            return rec
+        if rec.bundle_id not in self.cache:
+            self.cache[rec.bundle_id] = self.svc.store.get(Bundle, rec.bundle_id)
+        return self.cache[rec.bundle_id]
+
+
+def _due(rec: Task | Bundle, bundle: Bundle, now: datetime) -> list[Firing]:
+    return due_between(firings_of(rec, bundle.timezone, bundle.reminder_settings),
+                       rec.reminder_cursor, now)
+
+
+# ---- preview ---------------------------------------------------------------------------------
+
+
+def preview_due(svc: Services, at: datetime, limit: int = 100_000) -> list[Firing]:
+    """Every reminder whose instant is at or before ``at`` and that is not recorded yet,
+    including those of bundles a schedule would create. Records nothing."""
+    bundles = _Bundles(svc)
+    out: list[Firing] = []
+    for rec in svc.store.due_for_reminders(at, limit).items:
+        bundle = bundles.of(rec)
+        if bundle.status == BundleStatus.CREATING:
+            continue
+        out += [f for f in _due(rec, bundle, at) if svc.store.find(Reminder, f.reminder_id) is None]
+    for wf, firing, anchor in _schedule_firings(svc, at):
+        if svc.store.find(Bundle, firing.entity_id) is None:
+            out.append(firing)
+            bundle, tasks = build_bundle(wf, anchor, at)
+            out += [f for rec in (bundle, *tasks) for f in _due(rec, bundle, at)]
+    out.sort(key=lambda f: (f.fire_at, f.kind, f.entity_id))
+    return out
+
+
+# ---- recording -------------------------------------------------------------------------------
+
+
+def record_due(svc: Services, now: datetime, *, limit: int = 1_000,
+               report: SweepReport | None = None) -> SweepReport:
+    """Record every reminder due at ``now`` exactly once and advance each record's cursor.
+    Reads the due index ``limit`` records at a time until nothing more is due."""
+    report = report or SweepReport()
+    bundles = _Bundles(svc)
+    seen: set[str] = set()  # a record that lost every retry is left for the next sweep
+    while True:
+        page = svc.store.due_for_reminders(now, limit)
+        records = [r for r in page.items if r.id not in seen]
+        seen.update(r.id for r in records)
+        report.found += len(records)
+        units = [u for rec in records if (u := _record_unit(svc, rec, bundles, now, report))]
+        for ok, (rec, uow) in zip(commit_batched(svc, [u for _, u in units]), units, strict=True):
+            if ok:
+                report.recorded += [r for r in uow.changes.creates if isinstance(r, Reminder)]
+            else:
+                _retry_record(svc, rec, now, report, bundles)
+        if page.next_cursor is None or not records:
+            return report
+
+
+def _record_unit(svc: Services, rec: Task | Bundle, bundles: _Bundles, now: datetime,
+                 report: SweepReport) -> tuple[Task | Bundle, UnitOfWork] | None:
+    try:
+        bundle = bundles.of(rec)
+    except DataopsError:  # its bundle is gone or quarantined: leave the task for an operator
+        return None
+    if bundle.status == BundleStatus.CREATING:
+        _resume_creation(svc, bundle)
+        return None
+    uow = UnitOfWork(svc, now)
+    uow.remember(bundle)
+    for firing in _due(rec, bundle, now):
+        if svc.store.find(Reminder, firing.reminder_id) is not None:
+            report.skipped += 1
+            continue
+        reminder = reminder_of(firing, now)
+        uow.create(reminder, firing.summary + (" (late)" if reminder.late else ""), action="record")
+    uow.touch(rec, {"reminder_cursor": now})
+    return rec, uow
+
+
+def _resume_creation(svc: Services, bundle: Bundle) -> None:
+    """A bundle left ``creating`` by a crash: complete it if its definition is still there."""
+    with contextlib.suppress(DataopsError):  # gone or broken: the next bundle create completes it
+        create_bundle(svc, CreateBundle(template_id=bundle.template_id,
+                                        anchor_date=bundle.anchor_date))
+
+
+def commit_batched(svc: Services, units: Sequence[UnitOfWork]) -> list[bool]:
+    """Commit independent units of work in as few atomic writes as fit (each at most the
+    store's limit and :data:`BATCH`); when a merged write conflicts, its parts are retried one
+    by one. Returns, per unit, whether it was written."""
+    done = [False] * len(units)
+    cap = min(BATCH, svc.store.max_items or BATCH)
+    group: list[int] = []
+    size = 0
+
+    def flush() -> None:
+        merged = UnitOfWork(svc)
+        for i in group:
+            merged.changes.extend(units[i].changes)
+        try:
+            merged.commit()
+            for i in group:
+                done[i] = True
+        except (ConflictError, NotFoundError):
+            for i in group if len(group) > 1 else ():
+                try:
+                    units[i].commit()
+                    done[i] = True
+                except (ConflictError, NotFoundError):
+                    pass
+
+    for i, unit in enumerate(units):
+        if group and size + unit.changes.size() > cap:
+            flush()
+            group, size = [], 0
+        group.append(i)
+        size += unit.changes.size()
+    if group:
+        flush()
+    return done
+
+
+def _retry_record(svc: Services, rec: Task | Bundle, now: datetime, report: SweepReport,
+                  bundles: _Bundles, attempts: int = 3) -> None:
+    for _ in range(attempts):
+        fresh = svc.store.find(type(rec), rec.id)
+        if fresh is None or fresh.next_reminder_at is None or fresh.next_reminder_at > now:
+            return  # another sweep recorded it (or the record is gone)
+        unit = _record_unit(svc, fresh, bundles, now, report)
+        if unit is None:
+            return
+        try:
+            unit[1].commit()
+            report.recorded += [r for r in unit[1].changes.creates if isinstance(r, Reminder)]
+            return
+        except (ConflictError, NotFoundError):
+            continue
+
+
+# ---- recurring -------------------------------------------------------------------------------
+
+
+def _schedule_firings(svc: Services, now: datetime
+                      ) -> list[tuple[WorkflowDefinition, Firing, Any]]:
+    """For each schedule-triggered definition, its latest cron firing at or before ``now``
+    (within :data:`CATCH_UP`), as the ``recurring`` reminder it gives and the anchor."""
+    if svc.content_loader is None:
+        return []
+    out = []
+    for wf in svc.content.workflows.values():
+        if isinstance(wf.trigger, ScheduleTrigger):
+            fire_at = latest_firing(wf.trigger.cron, wf.timezone, now, CATCH_UP)
+            if fire_at is not None:
+                out.append(_recurring(wf, fire_at))
+    return out
+
+
+def _recurring(wf: WorkflowDefinition, fire_at: datetime) -> tuple[WorkflowDefinition, Firing, Any]:
+    assert isinstance(wf.trigger, ScheduleTrigger)
+    anchor = anchor_for(wf.trigger.anchor_offset_days, fire_at, wf.timezone)
+    bundle_id = bundle_id_for(wf.template_id, anchor)
+    firing = Firing(ReminderKind.RECURRING, "bundle", bundle_id, bundle_id, None, fire_at,
+                    f"schedule {wf.trigger.cron!r} of {wf.template_id} created bundle {bundle_id}")
+    return wf, firing, anchor
+
+
+def fire_schedule(svc: Services, template_id: str, fire_at: datetime) -> BundleView:
+    """The bundle one cron firing of ``template_id`` gives, created once (idempotent across
+    daemons: same template and anchor, same bundle) with its ``recurring`` reminder. The one
+    path for the sweep's catch-up and the daemon's cron jobs."""
+    wf = svc.content.workflow(template_id)
+    if not isinstance(wf.trigger, ScheduleTrigger):
+        raise DataopsError(f"template {template_id} has no schedule trigger")
+    _, firing, anchor = _recurring(wf, fire_at.astimezone(UTC))
+    return create_bundle(svc, CreateBundle(template_id=template_id, anchor_date=anchor),
+                         extra_reminders=[firing])
+
+
+def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = None) -> SweepReport:
+    """Instantiate the bundle of each schedule trigger's latest firing, once."""
+    report = report or SweepReport()
+    for wf, firing, _ in _schedule_firings(svc, now):
+        if svc.store.find(Bundle, firing.entity_id) is None:
+            view = fire_schedule(svc, wf.template_id, firing.fire_at)
+            if view.created:
+                report.bundles_created.append(view.bundle.bundle_id)
+    return report
+
+
+# ---- automation failures ---------------------------------------------------------------------
+
+
+def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
+                   bundle_id: str | None = None, task_id: str | None = None,
+                   entity_type: str = "job", *, once_per: str = "") -> Reminder | None:
+    """Record an ``automation_failure`` reminder once (None if it was recorded already).
+    ``once_per`` keys a failure that is noticed again and again (a broken file, a quarantined
+    record) by its cause rather than by ``at``."""
+    firing = Firing(ReminderKind.AUTOMATION_FAILURE, entity_type, entity_id, bundle_id, task_id,
+                    at, summary, discriminator=once_per,
+                    key_at=datetime(1970, 1, 1, tzinfo=UTC) if once_per else None)
+    uow = UnitOfWork(svc)
+    reminder = uow.create(reminder_of(firing, uow.now), summary, action="record")
+    try:
+        uow.commit()
+    except ConflictError:
+        return None
+    return reminder
+
+
+# ---- delivery --------------------------------------------------------------------------------
+
+
+def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
+                    policy: RetryPolicy | None = None, limit: int = 50,
+                    report: SweepReport | None = None) -> SweepReport:
+    """Deliver every pending reminder whose time has come to every sink: lease a page of
+    ``limit`` (batched writes), deliver them, settle the outcomes (batched), repeat. A daemon
+    that dies mid-page leaves at most ``limit`` reminders leased until the lease runs out."""
+    report = report or SweepReport()
+    policy = policy or RetryPolicy()
+    while True:
+        page = svc.store.pending_deliveries(now, limit)
+        leases = [UnitOfWork(svc, now) for _ in page]
+        claims = [u.touch(r, {"deliver_after": now + policy.lease, "attempts": r.attempts + 1},
+                          bump=True) for u, r in zip(leases, page, strict=True)]
+        won = commit_batched(svc, leases)
+        claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
+        outcomes = [_settle_delivery(svc, c, _deliver(sinks, payload_of(c)), now, policy)
+                    for c in claimed]
+        written = commit_batched(svc, [uow for uow, _, _ in outcomes])
+        for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
+            if ok:  # else the lease ran out and another daemon settles it
+                getattr(report, bucket).append(done)
+        if len(page) < limit or not claimed:
+            return report
+
+
+def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
+    errors = []
+    for sink in sinks:
+        try:
+            sink.deliver(payload)
+        except DeliveryError as e:
+            errors.append(str(e))
+        except Exception as e:  # a sink bug must not stop the sweep; it is retried and reported
+            errors.append(f"{sink.url}: {type(e).__name__}: {e}")
+    return "; ".join(errors) or None
+
+
+def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,
+                     policy: RetryPolicy) -> tuple[UnitOfWork, str, Reminder]:
+    """The unit of work that records a delivery's outcome, the report bucket, the reminder."""
+    rid, attempts = claimed.reminder_id, claimed.attempts  # the lease counted this attempt
+    fields: dict[str, Any] = {}
+    if error is None:
+        bucket, action, summary = "delivered", "deliver", f"delivered {claimed.kind} reminder {rid}"
+        fields |= {"delivery_status": DeliveryStatus.DELIVERED, "deliver_after": None,
+                   "last_error": None}
+    elif attempts < policy.max_attempts:
+        bucket, action = "retried", "retry"
+        summary = f"delivery attempt {attempts} of {rid} failed: {error}"
+        fields |= {"deliver_after": now + policy.backoff(attempts), "last_error": error}
+    else:
+        bucket, action = "failed", "fail"
+        summary = f"delivery of {rid} failed {attempts} times: {error}"
+        fields |= {"delivery_status": DeliveryStatus.FAILED, "deliver_after": None,
+                   "last_error": error}
+    uow = UnitOfWork(svc, now)
+    done = uow.update(claimed, fields, summary, action=action)
+    if bucket == "failed" and claimed.kind != ReminderKind.AUTOMATION_FAILURE:
+        # one automation_failure per failed reminder; never one about a failed failure
+        firing = Firing(
+            ReminderKind.AUTOMATION_FAILURE, "reminder", rid, claimed.bundle_id, claimed.task_id,
+            now, f"could not deliver {claimed.kind} reminder {rid} after {attempts} "
+            f"attempts: {error}",
+        )
+        uow.create(reminder_of(firing, now), firing.summary, action="record")
+    return uow, bucket, done
+
+
+# ---- the whole sweep -------------------------------------------------------------------------
+
+
+def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
+          policy: RetryPolicy | None = None, schedules: bool = True) -> SweepReport:
+    """One whole sweep: recurring triggers, record what is due, report what could not be read,
+    deliver what is pending."""
+    now = now or svc.now()
+    report = SweepReport()
+    if schedules:
+        fire_schedules(svc, now, report)
+    record_due(svc, now, report=report)
+    report_unreadable(svc, now)
+    deliver_pending(svc, sinks, now, policy=policy, report=report)
+    return report
+
+
+def report_unreadable(svc: Services, now: datetime) -> None:
+    """One automation_failure per broken definition file (per version of the file) and per
+    quarantined record (per damage), however many sweeps notice it."""
+    if svc.content_loader is not None:
+        broken = getattr(svc.content, "broken", {}) or {}
+        for path, problems in broken.items():
+            record_failure(svc, f"content:{path}", now,
+                           f"definition {path} is broken and is not served: {'; '.join(problems)}",
+                           entity_type="content", once_per=_fingerprint(path, problems))
+    for rid, reason in list(svc.store.quarantined.items()):
+        record_failure(svc, rid, now, f"record {rid} cannot be read and is quarantined: {reason}",
+                       entity_type="record", once_per=_fingerprint(rid, [reason]))
+
+
+def _fingerprint(what: object, problems: Sequence[str]) -> str:
+    """What makes a failure new: the problems and, for a file, its bytes (an edit that leaves
+    it broken is reported again)."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256(f"{what}|{'|'.join(problems)}".encode())
+    path = Path(str(what))
+    if path.is_file():
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,145 @@
+"""The unit of work: the only code that writes.
+
+A use case reads through it, then says *what* changes (``create``, ``update``, ``touch``); the
+unit of work stamps *how*: ``version`` and ``updated_at``, the reminder index
+(``next_reminder_at``) from the one reminder rule, and the audit event that extends the
+record's own chain (``audit_seq``, ``audit_hash`` on the record; ``seq``, ``prev_hash``,
+``state_hash``, ``hash`` on the event). :meth:`commit` writes it all in one atomic write.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from runtime.errors import ConflictError, InputError
+from runtime.model import GENESIS_HASH, AuditEvent, Bundle, Record, Task, kind_of, new_id, record_id
+from runtime.rules.audit import STATE_EXCLUDE, digest, event_hash, visible_state
+from runtime.rules.reminders import next_reminder_at
+from runtime.store.base import Changes
+
+if TYPE_CHECKING:
+    from runtime.engine.services import Services
+
+R = TypeVar("R", bound=Record)
+T = TypeVar("T")
+
+RETRIES = 12
+"""How often a command that lost a race is re-run (re-read, guards re-checked) before the
+conflict reaches the caller."""
+
+
+class UnitOfWork:
+    """One command's reads and writes; see the module docstring."""
+
+    def __init__(self, svc: Services, now: datetime | None = None) -> None:
+        self.store = svc.store
+        self.actor = svc.actor
+        self.now = (now or svc.now()).astimezone(UTC)
+        self.changes = Changes()
+        self._bundles: dict[str, Bundle] = {}
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, kind: type[R], record_id: str) -> R:
+        """:raises NotFoundError, RecordUnreadable:"""
+        rec = self.store.get(kind, record_id)
+        self.remember(rec)
+        return rec
+
+    def remember(self, rec: Record) -> None:
+        """Know ``rec`` (a bundle: the zone and policy its tasks' reminders follow)."""
+        if isinstance(rec, Bundle):
+            self._bundles[rec.bundle_id] = rec
+
+    # -- writes -----------------------------------------------------------------------------
+    def create(self, rec: R, summary: str, *, action: str = "create") -> R:
+        """Add ``rec`` as new (version 1), with its first audit event."""
+        stamp: dict[str, Any] = {"audit_seq": 0, "audit_hash": ""}
+        if "version" in type(rec).model_fields:
+            stamp["version"] = 1
+        new = self._indexed(rec.model_copy(update=stamp))
+        new = self._chain(None, new, action, summary, None)
+        self.changes.creates.append(new)
+        self.remember(new)
+        return new
+
+    def update(self, old: R, fields: dict[str, Any], summary: str, *, action: str) -> R:
+        """Write ``old`` with ``fields`` changed, conditional on the version read."""
+        stamp: dict[str, Any] = {"version": old.version + 1}  # type: ignore[attr-defined]
+        if "updated_at" in type(old).model_fields:
+            stamp["updated_at"] = self.now
+        new = self._chain(old, self._indexed(old.model_copy(update={**fields, **stamp})),
+                          action, summary, set(fields))
+        self.changes.updates.append((new, old.version))  # type: ignore[attr-defined]
+        self.remember(new)
+        return new
+
+    def touch(self, old: R, fields: dict[str, Any], *, bump: bool = False) -> R:
+        """Write bookkeeping ``fields`` (a reminder cursor, a delivery lease) that no audit event
+        covers, conditional on the version read; ``bump`` moves the version on, else it stays
+        (so an operator's command never conflicts with the sweep's cursor)."""
+        if set(fields) - STATE_EXCLUDE:
+            raise AssertionError(f"touch() writes bookkeeping only, not {set(fields) - STATE_EXCLUDE}")
+        version: int = old.version  # type: ignore[attr-defined]
+        new = old.model_copy(update={**fields, "version": version + 1 if bump else version})
+        if "next_reminder_at" not in fields:
+            new = self._indexed(new)
+        self.changes.updates.append((new, version))
+        return new
+
+    def commit(self) -> None:
+        """:raises ConflictError, NotFoundError, ThrottledError, StoreFault: nothing written."""
+        if self.changes:
+            self.store.commit(self.changes)
+
+    # -- stamping ---------------------------------------------------------------------------
+    def _indexed(self, rec: R) -> R:
+        if isinstance(rec, Task):
+            bundle = self._bundles.get(rec.bundle_id) or self.get(Bundle, rec.bundle_id)
+            nxt = next_reminder_at(rec, bundle.timezone, bundle.reminder_settings)
+        elif isinstance(rec, Bundle):
+            nxt = next_reminder_at(rec, rec.timezone, rec.reminder_settings)
+        else:
+            return rec
+        return rec if nxt == rec.next_reminder_at else rec.model_copy(update={"next_reminder_at": nxt})
+
+    def _chain(self, old: Record | None, new: R, action: str, summary: str,
+               fields: set[str] | None) -> R:
+        state = visible_state(new)
+        if old is None:
+            before, after = None, state
+        else:
+            touched = (fields or set()) - STATE_EXCLUDE
+            was = old.model_dump(mode="json", include=touched)
+            changed = sorted(k for k in touched if was.get(k) != state.get(k))
+            before = {k: was.get(k) for k in changed}
+            after = {k: state.get(k) for k in changed}
+        seq: int = new.audit_seq + 1  # type: ignore[attr-defined]
+        event = AuditEvent.model_construct(
+            event_id=new_id("evt"), seq=seq, actor=self.actor, entity_type=kind_of(new),
+            entity_id=record_id(new), action=action, before=before, after=after,
+            summary=summary, at=self.now,
+            prev_hash=new.audit_hash or GENESIS_HASH,  # type: ignore[attr-defined]
+            hash="", state_hash=digest(state),
+        )
+        # every field is built here from validated records and an aware clock: no re-validation
+        event = event.model_copy(update={"hash": event_hash(event)})
+        self.changes.events.append(event)
+        return new.model_copy(update={"audit_seq": seq, "audit_hash": event.hash})
+
+
+def retrying(attempt: Callable[[], T], retries: int = RETRIES) -> T:
+    """Run ``attempt`` (which reads, decides and commits one unit of work), re-running it when
+    it lost a race; the last conflict propagates. Safe because a lost race wrote nothing and
+    each run re-reads and re-checks its guards."""
+    for n in range(retries):
+        try:
+            return attempt()
+        except ConflictError:
+            if n == retries - 1:
+                raise
+            time.sleep(random.uniform(0, 0.001 * 2 ** min(n, 6)))  # jitter: racers spread out
+    raise InputError("retrying() needs at least one attempt")  # pragma: no cover

@@ -1,0 +1,98 @@
+"""Read models: a bundle with its tasks, pages of lists, what a task accepts now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.engine.services import Services
+from runtime.errors import InputError
+from runtime.machines import Context, machine
+from runtime.model import AuditEvent, Bundle, BundleStatus, Reminder, Task, TaskStatus
+from runtime.store.base import Page, decode_cursor, encode_cursor
+
+
+@dataclass
+class BundleView:
+    bundle: Bundle
+    tasks: list[Task]
+    created: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bundle": self.bundle.to_json(), "tasks": [t.to_json() for t in self.tasks]}
+
+
+def get_bundle(svc: Services, bundle_id: str) -> BundleView:
+    """:raises NotFoundError, RecordUnreadable:"""
+    return BundleView(svc.store.get(Bundle, bundle_id), svc.store.tasks_of(bundle_id))
+
+
+def get_task(svc: Services, task_id: str) -> Task:
+    return svc.store.get(Task, task_id)
+
+
+def _status(value: str | None, enum: Any, what: str) -> None:
+    if value is not None and value not in {s.value for s in enum}:
+        raise InputError(f"{what} status {value!r}: use one of {', '.join(s.value for s in enum)}")
+
+
+def _where(**fields: str | None) -> dict[str, str]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def list_bundles(svc: Services, template_id: str | None = None, status: str | None = None,
+                 *, limit: int = 100, cursor: str | None = None) -> Page[Bundle]:
+    """One page of bundles in ID order."""
+    _status(status, BundleStatus, "bundle")
+    return svc.store.page(Bundle, where=_where(template_id=template_id, status=status),
+                          limit=limit, cursor=cursor)
+
+
+def list_tasks(svc: Services, bundle_id: str | None = None, status: str | None = None,
+               assignee: str | None = None, *, limit: int = 100,
+               cursor: str | None = None) -> Page[Task]:
+    """One page of tasks: a bundle's in definition order, else every bundle's in ID order
+    (one indexed query, not one per bundle)."""
+    _status(status, TaskStatus, "task")
+    if bundle_id is None:
+        return svc.store.page(Task, where=_where(status=status, assignee=assignee),
+                              limit=limit, cursor=cursor)
+    svc.store.get(Bundle, bundle_id)
+    tasks = [t for t in svc.store.tasks_of(bundle_id)
+             if (status is None or t.status == status) and (assignee is None or t.assignee == assignee)]
+    start = int(decode_cursor(cursor)[0]) if cursor else 0
+    end = start + limit
+    return Page(tasks[start:end], encode_cursor([end]) if end < len(tasks) else None)
+
+
+def list_reminders(svc: Services, entity_id: str | None = None, *, limit: int = 100,
+                   cursor: str | None = None) -> Page[Reminder]:
+    return svc.store.page(Reminder, where=_where(entity_id=entity_id), limit=limit, cursor=cursor)
+
+
+def audit_log(svc: Services, entity_id: str | None = None, *, limit: int = 100,
+              cursor: str | None = None) -> Page[AuditEvent]:
+    """One entity's chain in order, or every event by time."""
+    if entity_id is None:
+        return svc.store.page(AuditEvent, limit=limit, cursor=cursor)
+    events = svc.store.audit_events(entity_id)
+    start = int(decode_cursor(cursor)[0]) if cursor else 0
+    end = start + limit
+    return Page(events[start:end], encode_cursor([end]) if end < len(events) else None)
+
+
+def check_task(svc: Services, task_id: str, trigger: str, **args: Any) -> list[str]:
+    """What stands in the way of ``trigger`` on the task now; changes nothing."""
+    task = svc.store.get(Task, task_id)
+    ctx = Context(record=task, now=svc.now(), actor=svc.actor, args=args)
+    return machine("task").check(task.status, trigger, ctx)
+
+
+def allowed_triggers(svc: Services, task: Task) -> list[str]:
+    """The triggers the task accepts now, given the arguments an operator supplies (a reason,
+    waiting fields); proof is judged as it is."""
+    args = {"reason": "given", "waiting_for": "given",
+            "follow_up_at": datetime.max.replace(tzinfo=UTC)}
+    ctx = Context(record=task, now=svc.now(), actor=svc.actor, args=args)
+    return machine("task").allowed(task.status, ctx)

@@ -1,0 +1,159 @@
+"""Typed commands: what the CLI, the library facade and the HTTP API ask the engine to do.
+
+A command is validated once, where it is built (:func:`build` turns a pydantic error into an
+:class:`~runtime.errors.InputError` naming the field); the engine trusts its types. Commands
+judge their own fields (an instant is aware, a URL is http(s)); guards judge the record's state
+and what a trigger needs (a reason, waiting fields, proof).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from runtime.errors import InputError
+from runtime.model.common import Instant
+
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+def _http_url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"{value!r} is not an http(s) URL; give e.g. https://example.com/x")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("is empty; give a value")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    name: ClassVar[str]
+
+
+class CreateBundle(Command):
+    name = "create_bundle"
+    template_id: Text
+    anchor_date: date
+    title: str | None = None
+
+
+class LinkBundle(Command):
+    name = "link_bundle"
+    bundle_id: Text
+    key: Text
+    url: HttpUrl
+
+
+class CancelBundle(Command):
+    name = "cancel_bundle"
+    bundle_id: Text
+    reason: str | None = None
+
+
+class TaskCommand(Command):
+    task_id: Text
+
+
+class FireTask(TaskCommand):
+    """A lifecycle trigger of the task machine; subclasses name it."""
+
+    trigger: ClassVar[str]
+
+    def guard_args(self) -> dict[str, Any]:
+        """The fields the trigger's guards judge."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name != "task_id"}
+
+
+class StartTask(FireTask):
+    name = trigger = "start"
+
+
+class ResumeTask(FireTask):
+    name = trigger = "resume"
+
+
+class CompleteTask(FireTask):
+    name, trigger = "complete", "complete"
+
+
+class WaitTask(FireTask):
+    name = trigger = "wait"
+    waiting_for: str | None = None
+    follow_up_at: Instant | None = None
+
+
+class CancelTask(FireTask):
+    name = trigger = "cancel"
+    reason: str | None = None
+
+
+class ReopenTask(FireTask):
+    name = trigger = "reopen"
+    reason: str | None = None
+
+
+class AssignTask(TaskCommand):
+    name = "assign"
+    assignee: Text
+
+
+class CommentTask(TaskCommand):
+    name = "comment"
+    body: Text
+
+
+class AttachUrl(TaskCommand):
+    name = "attach_url"
+    url: HttpUrl
+
+
+class AttachComment(TaskCommand):
+    name = "attach_comment"
+    body: Text
+
+
+class AttachExternalStatus(TaskCommand):
+    name = "attach_external_status"
+    system: Text
+    value: Text
+
+
+class AttachFile(TaskCommand):
+    name = "attach_file"
+    data: bytes = Field(repr=False)
+    filename: Text
+    content_type: str = "application/octet-stream"
+
+
+TRIGGER_COMMANDS: dict[str, type[FireTask]] = {
+    c.trigger: c for c in (StartTask, ResumeTask, CompleteTask, WaitTask, CancelTask, ReopenTask)
+}
+
+C = TypeVar("C", bound=Command)
+
+
+def build(cls: type[C], **fields: Any) -> C:
+    """``cls(**fields)``, with a validation error turned into one InputError naming each field.
+
+    :raises InputError: a field is missing, of the wrong type or out of range.
+    """
+    try:
+        return cls(**fields)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(command)"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{field}: {msg}")
+        raise InputError(f"{cls.name}: " + "; ".join(problems)) from None

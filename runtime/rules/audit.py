@@ -1,0 +1,110 @@
+"""Audit chains: hashing, chain verification and seals. Pure.
+
+Every entity has its own chain (DESIGN.md "Audit chains"): event ``n`` of an entity links to
+event ``n - 1`` by ``prev_hash``, carries ``state_hash`` (the record's visible fields after the
+event) and hashes to ``hash``; the record carries the head (``audit_seq``, ``audit_hash``).
+So a chain is checked against its own record, and a seal (a Merkle root over every head)
+catches an entity removed together with all its events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from runtime.model import GENESIS_HASH, AuditEvent, Record, format_instant
+
+STATE_EXCLUDE = frozenset({
+    "version", "updated_at", "next_reminder_at", "reminder_cursor", "deliver_after", "attempts",
+    "audit_seq", "audit_hash",
+})
+"""Bookkeeping fields: they move without an event (the sweep's cursor; a delivery lease, which
+counts the attempt it starts so that a reminder that kills every daemon still runs out of
+attempts), so the state hash leaves them out; every other field of a record is covered."""
+
+
+def digest(data: Any) -> str:
+    # orjson: sorted keys, compact, UTF-8: a canonical form any language can recompute
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def visible_state(record: Record) -> dict[str, Any]:
+    """The record's fields that its chain vouches for, in the export shape."""
+    return orjson.loads(record.model_dump_json(exclude=set(STATE_EXCLUDE)))  # type: ignore[no-any-return]
+
+
+def state_hash(record: Record) -> str:
+    return digest(visible_state(record))
+
+
+def event_hash(event: AuditEvent) -> str:
+    """sha256 of the canonical JSON of every field of ``event`` but ``hash``."""
+    return digest({
+        "event_id": event.event_id, "seq": event.seq, "actor": event.actor,
+        "entity_type": event.entity_type, "entity_id": event.entity_id, "action": event.action,
+        "before": event.before, "after": event.after, "summary": event.summary,
+        "at": format_instant(event.at), "prev_hash": event.prev_hash,
+        "state_hash": event.state_hash,
+    })
+
+
+def verify_entity(
+    entity_type: str, entity_id: str, head: tuple[int, str, str] | None,
+    events: Sequence[AuditEvent],
+) -> list[str]:
+    """Check one entity's chain against its record.
+
+    ``head`` is ``(audit_seq, audit_hash, state_hash of the record now)``, or None when there
+    is no record. Returns every problem found, each naming the entity and the event.
+    """
+    name = f"{entity_type} {entity_id}"
+    problems: list[str] = []
+    prev = GENESIS_HASH
+    for n, event in enumerate(events, 1):
+        where = f"{name}: event #{event.seq} ({event.event_id})"
+        if event.seq != n:
+            problems.append(f"{where}: expected event #{n} here: an event was removed or reordered")
+            return problems
+        if event.prev_hash != prev:
+            problems.append(f"{where}: prev_hash does not match the event before it: "
+                            "an event was removed, reordered or edited")
+            return problems
+        if event_hash(event) != event.hash:
+            problems.append(f"{where}: its content was edited after it was written")
+            return problems
+        prev = event.hash
+    if head is None:
+        if events:
+            problems.append(f"{name}: has {len(events)} audit events but no record: "
+                            "the record was removed")
+        return problems
+    audit_seq, audit_hash, current = head
+    if audit_seq != len(events) or (events and audit_hash != events[-1].hash):
+        problems.append(f"{name}: the record's chain head is event #{audit_seq} but the log "
+                        f"has {len(events)} events: the chain was truncated or extended")
+    elif audit_seq and current != events[-1].state_hash:
+        problems.append(f"{name}: the record no longer matches its last event "
+                        f"#{audit_seq} ({events[-1].event_id}): it was edited in place")
+    elif not audit_seq:
+        problems.append(f"{name}: the record has no audit event")
+    return problems
+
+
+def merkle_root(leaves: Iterable[tuple[str, str, int, str]]) -> str:
+    """The Merkle root (sha256, pairwise, odd node promoted) over chain heads sorted by
+    (entity_type, entity_id); the root of no heads is :data:`GENESIS_HASH`."""
+    level = [
+        hashlib.sha256(f"{t}|{i}|{seq}|{h}".encode()).digest()
+        for t, i, seq, h in sorted(leaves)
+    ]
+    if not level:
+        return GENESIS_HASH
+    while len(level) > 1:
+        nxt = [hashlib.sha256(level[k] + level[k + 1]).digest() for k in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()

@@ -1,0 +1,38 @@
+"""Test-only reads of everything in a store (no command lists everything: the port pages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.model import AuditEvent, Bundle, Reminder
+from runtime.store import Store
+
+
+def every(store: Store, kind: Any) -> list[Any]:
+    """Every record of ``kind``, in scan (ID) order."""
+    with store.snapshot() as snap:
+        return list(snap.scan(kind))
+
+
+def reminders(store: Store, entity_id: str | None = None) -> list[Reminder]:
+    """Recorded reminders, in recording order (then ID)."""
+    found = [r for r in every(store, Reminder) if entity_id is None or r.entity_id == entity_id]
+    return sorted(found, key=lambda r: (r.recorded_at, r.reminder_id))
+
+
+def bundles(store: Store) -> list[Bundle]:
+    return sorted(every(store, Bundle), key=lambda b: (b.created_at, b.bundle_id))
+
+
+def log_of(store: Store, entity_id: str | None = None) -> list[AuditEvent]:
+    """Audit events in the order they were written (then by chain)."""
+    if entity_id is not None:
+        return store.audit_events(entity_id)
+    return sorted(every(store, AuditEvent), key=lambda e: (e.at, e.entity_id, e.seq))
+
+
+def verified(store: Store) -> int:
+    """Verify every chain; the number of events."""
+    from runtime.engine.audit import verify
+
+    return verify(store).events
