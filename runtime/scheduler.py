@@ -55,6 +55,7 @@ class Daemon:
 
     # jobs: they only load, call the use cases and emit
     def run_sweep(self) -> SweepReport:
+        self.svc.reload_content()  # an edited definition is served (or reported) from now on
         report = sweep(self.svc, self.sinks, policy=self.policy)
         daily_seal(self.svc, self.svc.now())
         log.info(report.line())

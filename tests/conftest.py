@@ -106,7 +106,7 @@ def cli(tmp_path: Path, content_dir: Path, monkeypatch: pytest.MonkeyPatch):
     def run(*argv: str, now: str = "2026-11-25T08:00:00+00:00", actor: str = "tester",
             store: str | None = None, content: str | None = None) -> Result:
         out, err = io.StringIO(), io.StringIO()
-        full = ["--store", store or f"sqlite:///{tmp_path / 'cli.db'}",
+        full = ["--store", store if store is not None else f"sqlite:///{tmp_path / 'cli.db'}",
                 "--content", content or str(content_dir), "--now", now, "--actor", actor, *argv]
         with redirect_stdout(out), redirect_stderr(err):
             code = main(full)

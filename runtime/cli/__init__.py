@@ -42,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from runtime.errors import DataopsError
 
     try:
-        return int(args.func(ctx))
+        code = int(args.func(ctx))
+        ctx.report_quarantined()
+        return code
     except DataopsError as e:
         message = " ".join(str(e).split("\n"))
         sys.stderr.write(f"error: {message}\n")

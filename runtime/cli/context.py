@@ -94,6 +94,14 @@ class Ctx:
         if self._svc is not None:
             self._svc.store.close()
 
+    def report_quarantined(self) -> None:
+        """Name on stderr the records this command met that do not decode (it skipped them)."""
+        found = self._svc.store.quarantined if self._svc is not None else {}
+        if found:
+            render.warn(f"{len(found)} stored record(s) cannot be read and were skipped "
+                        f"({', '.join(sorted(found))}); they are quarantined: restore them "
+                        "from an export, and see the automation_failure the scheduler records")
+
     def page(self, fetch: Callable[[int, str | None], Page[T]]) -> tuple[list[T], str | None]:
         """Apply ``--limit N`` / ``--all`` to a paged list: the items and the next cursor."""
         from runtime.errors import InputError

@@ -91,8 +91,6 @@ def cmd_export(ctx: Ctx) -> int:
     render.out(f"exported to {a.out}: " + ", ".join(
         f"{e['count']} {e['entity_type']}" + ("" if e["implemented"] else " (not implemented)")
         for e in manifest["entities"]))
-    for rid, reason in manifest.get("quarantined", []):
-        render.warn(f"record {rid} cannot be read and is not in the export: {reason}")
     return OK
 
 

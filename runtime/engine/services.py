@@ -35,6 +35,11 @@ class Services:
             self._content = self.content_loader()
         return self._content
 
+    def reload_content(self) -> None:
+        """Read content/ again on next use (a daemon picks up edited definitions)."""
+        if self.content_loader is not None:
+            self._content = None
+
     def now(self) -> datetime:
         at = self.clock.now()
         if at.tzinfo is None:

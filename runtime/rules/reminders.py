@@ -138,7 +138,11 @@ def due_between(firings: list[Firing], cursor: datetime | None, now: datetime) -
 
 
 def next_reminder_at(record: Task | Bundle, zone: str, policy: ReminderSettings) -> datetime | None:
-    """The index value a write stores with ``record``: its first reminder after its cursor."""
+    """The index value a write stores with ``record``: its first reminder after its cursor. A
+    bundle still ``creating`` (a creation a crash interrupted) is due at once, so that the
+    sweep finds it and completes it."""
+    if isinstance(record, Bundle) and record.status == BundleStatus.CREATING:
+        return record.created_at
     return next_after(firings_of(record, zone, policy), record.reminder_cursor)
 
 
