@@ -157,49 +157,63 @@ def load_export(directory: Path) -> dict[str, list[Record]]:
             problems.append(f"manifest.json: entity {spec.entity_type} is not listed (list it, "
                             "with implemented: false if it is not produced)")
             continue
-        path = directory / str(entry.get("file", spec.file))
-        if not path.is_file():
-            problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
-            continue
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            problems.append(f"{path.name}: checksum does not match the manifest (the file changed)")
-        seen: set[str] = set()
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        if len(lines) != entry.get("count"):
-            problems.append(f"{path.name}: {len(lines)} records, the manifest says {entry.get('count')}")
-        for n, text in enumerate(lines, 1):
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as e:
-                problems.append(f"{path.name}:{n}: not valid JSON: {e.msg}")
-                continue
-            if not isinstance(raw, dict):
-                problems.append(f"{path.name}:{n}: expected a JSON object")
-                continue
-            keys = STORE_KEYS & raw.keys()
-            if keys:
-                problems.append(f"{path.name}:{n}: store keys {sorted(keys)} must not be exported")
-            camel = [k for k in raw if k != k.lower() and k not in STORE_KEYS]
-            if camel:
-                problems.append(f"{path.name}:{n}: fields must be snake_case: {camel}")
-            try:
-                record = spec.model.model_validate(raw)
-            except ValidationError as e:
-                for err in e.errors():
-                    field = ".".join(str(p) for p in err["loc"])
-                    problems.append(f"{path.name}:{n}: {field}: {err['msg']}")
-                continue
-            rid = str(raw.get(spec.id_field))
-            if rid in seen:
-                problems.append(f"{path.name}:{n}: {spec.id_field} {rid!r} appears twice")
-            seen.add(rid)
-            records[spec.entity_type].append(record)
+        records[spec.entity_type] = _read_entity(directory, spec, entry, problems)
     problems += _check_relationships(records)
     problems += _check_chains(records)
     if problems:
         raise ExportFormatError(str(directory), problems)
     return records
+
+
+def _read_entity(directory: Path, spec: EntitySpec, entry: dict[str, Any],
+                 problems: list[str]) -> list[Record]:
+    """The records of one entity file, checked against its manifest entry line by line."""
+    path = directory / str(entry.get("file", spec.file))
+    if not path.is_file():
+        problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
+        return []
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        problems.append(f"{path.name}: checksum does not match the manifest (the file changed)")
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if len(lines) != entry.get("count"):
+        problems.append(f"{path.name}: {len(lines)} records, the manifest says {entry.get('count')}")
+    seen: set[str] = set()
+    out = []
+    for n, text in enumerate(lines, 1):
+        record = _parse_line(spec, f"{path.name}:{n}", text, problems)
+        if record is None:
+            continue
+        rid = str(getattr(record, spec.id_field))
+        if rid in seen:
+            problems.append(f"{path.name}:{n}: {spec.id_field} {rid!r} appears twice")
+        seen.add(rid)
+        out.append(record)
+    return out
+
+
+def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) -> Record | None:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        problems.append(f"{where}: not valid JSON: {e.msg}")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a JSON object")
+        return None
+    keys = STORE_KEYS & raw.keys()
+    if keys:
+        problems.append(f"{where}: store keys {sorted(keys)} must not be exported")
+    camel = [k for k in raw if k != k.lower() and k not in STORE_KEYS]
+    if camel:
+        problems.append(f"{where}: fields must be snake_case: {camel}")
+    try:
+        return spec.model.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{where}: {field}: {err['msg']}")
+        return None
 
 
 def _check_relationships(records: dict[str, list[Record]]) -> list[str]:
@@ -224,7 +238,8 @@ def _check_chains(records: dict[str, list[Record]]) -> list[str]:
     """Every entity's chain against its record (DESIGN.md "Audit chains")."""
     chains: dict[str, list[AuditEvent]] = {}
     for event in records["audit_event"]:
-        chains.setdefault(event.entity_id, []).append(event)  # type: ignore[attr-defined]
+        assert isinstance(event, AuditEvent)
+        chains.setdefault(event.entity_id, []).append(event)
     problems = []
     for spec in ENTITIES:
         if spec.entity_type == "audit_event":

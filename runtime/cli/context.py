@@ -12,9 +12,10 @@ from runtime.cli import render
 if TYPE_CHECKING:
     from runtime.content import Content
     from runtime.engine.services import Services
+    from runtime.model.common import Record
     from runtime.store.base import Page
 
-T = TypeVar("T")
+T = TypeVar("T", bound="Record")
 
 
 def _default_actor() -> str:

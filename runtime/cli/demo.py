@@ -51,62 +51,88 @@ def run_demo(ctx: Any) -> int:
 
 
 def _script(svc: Any, clock: Any) -> None:
-    from runtime import engine
-    from runtime.rules.proof import missing_proof
-
     content = svc.content
     _say(f"Loaded {len(content.workflows)} workflow definitions and {len(content.documents)} "
          f"documents from {content.root}.")
     _say(f"Clock: {clock.now().isoformat()} (demo time, injected)")
     _say()
-    anchors = {"podcast-episode": date(2026, 11, 20), "newsletter": date(2026, 11, 6),
-               "vat-return": date(2026, 11, 16)}
+    views = _create_bundles(svc)
+    if "podcast-episode" in views:
+        _work_one_task(svc, clock, views["podcast-episode"])
+    _say()
+    _remind(svc, clock)
+    _say()
+    _summary(svc)
+
+
+ANCHORS = {"podcast-episode": date(2026, 11, 20), "newsletter": date(2026, 11, 6),
+           "vat-return": date(2026, 11, 16)}
+
+
+def _create_bundles(svc: Any) -> dict[str, Any]:
+    from runtime import engine
+
     views = {}
-    for template_id, anchor in anchors.items():
-        if template_id not in content.workflows:
+    for template_id, anchor in ANCHORS.items():
+        if template_id not in svc.content.workflows:
             continue
         view = engine.create_bundle(svc, template_id, anchor)
         views[template_id] = view
         _say(f"created bundle {view.bundle.bundle_id}: {len(view.tasks)} tasks, "
              f"stage {view.bundle.stage}, due {min(t.due_date for t in view.tasks)} .. "
              f"{max(t.due_date for t in view.tasks)}")
-    again = engine.create_bundle(svc, "podcast-episode", anchors["podcast-episode"])
-    _say(f"created it again: created={again.created} (same template and anchor -> same bundle)")
+    if "podcast-episode" in views:
+        again = engine.create_bundle(svc, "podcast-episode", ANCHORS["podcast-episode"])
+        _say(f"created it again: created={again.created} (same template and anchor -> same "
+             "bundle)")
+    return views
 
-    podcast = views.get("podcast-episode")
-    if podcast:
-        book = podcast.tasks[0]
-        _say()
-        _say(f"task {book.task_id}: {book.title}, assignee {book.assignee}, due {book.due_date}")
-        engine.fire_task(svc, book.task_id, "start")
-        _say("  started")
-        try:
-            engine.fire_task(svc, book.task_id, "complete")
-        except DataopsError as e:
-            _say(f"  done refused: {e}")
-        clock.advance(timedelta(hours=1))
-        engine.fire_task(svc, book.task_id, "wait", waiting_for="guest to sign the release form",
-                         follow_up_at=clock.now() + timedelta(days=2))
-        _say("  waiting for the guest, follow-up in 2 days (still open)")
-        clock.advance(timedelta(days=1))
-        engine.fire_task(svc, book.task_id, "resume")
-        for req in engine.get_task(svc, book.task_id).proof_requirements:
-            if req.kind == "url":
-                engine.attach_url(svc, book.task_id, "https://calendar.example.com/booking/42")
-            elif req.kind == "artifact":
-                engine.attach_file(svc, book.task_id, b"%PDF-1.4 signed release form\n",
-                                   "release-form.pdf", "application/pdf")
-            elif req.kind == "comment":
-                engine.attach_comment(svc, book.task_id, "Confirmed by phone")
-            elif req.kind == "external_status":
-                engine.attach_external_status(svc, book.task_id, req.system, req.expected)
-        _say(f"  resumed and attached proof; still missing: {missing_proof(engine.get_task(svc, book.task_id)) or 'nothing'}")
-        done = engine.fire_task(svc, book.task_id, "complete")
-        _say(f"  done at {done.completed_at.isoformat() if done.completed_at else '-'} by {done.completed_by}")
-        bundle = engine.get_bundle(svc, podcast.bundle.bundle_id).bundle
-        _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
 
+def _work_one_task(svc: Any, clock: Any, podcast: Any) -> None:
+    from runtime import engine
+    from runtime.rules.proof import missing_proof
+
+    book = podcast.tasks[0]
     _say()
+    _say(f"task {book.task_id}: {book.title}, assignee {book.assignee}, due {book.due_date}")
+    engine.fire_task(svc, book.task_id, "start")
+    _say("  started")
+    try:
+        engine.fire_task(svc, book.task_id, "complete")
+    except DataopsError as e:
+        _say(f"  done refused: {e}")
+    clock.advance(timedelta(hours=1))
+    engine.fire_task(svc, book.task_id, "wait", waiting_for="guest to sign the release form",
+                     follow_up_at=clock.now() + timedelta(days=2))
+    _say("  waiting for the guest, follow-up in 2 days (still open)")
+    clock.advance(timedelta(days=1))
+    engine.fire_task(svc, book.task_id, "resume")
+    _attach_proof(svc, book.task_id)
+    missing = missing_proof(engine.get_task(svc, book.task_id)) or "nothing"
+    _say(f"  resumed and attached proof; still missing: {missing}")
+    done = engine.fire_task(svc, book.task_id, "complete")
+    _say(f"  done at {done.completed_at.isoformat() if done.completed_at else '-'} by "
+         f"{done.completed_by}")
+    bundle = engine.get_bundle(svc, podcast.bundle.bundle_id).bundle
+    _say(f"  bundle {bundle.bundle_id} is at stage {bundle.stage}")
+
+
+def _attach_proof(svc: Any, task_id: str) -> None:
+    from runtime import engine
+
+    for req in engine.get_task(svc, task_id).proof_requirements:
+        if req.kind == "url":
+            engine.attach_url(svc, task_id, "https://calendar.example.com/booking/42")
+        elif req.kind == "artifact":
+            engine.attach_file(svc, task_id, b"%PDF-1.4 signed release form\n",
+                               "release-form.pdf", "application/pdf")
+        elif req.kind == "comment":
+            engine.attach_comment(svc, task_id, "Confirmed by phone")
+        elif req.kind == "external_status":
+            engine.attach_external_status(svc, task_id, req.system, req.expected)
+
+
+def _remind(svc: Any, clock: Any) -> None:
     from runtime.engine.reminders import preview_due, sweep
     from runtime.notify import FileSink
 
@@ -126,7 +152,8 @@ def _script(svc: Any, clock: Any) -> None:
          f"{len(second.delivered)} (exactly once)")
     _say(f"delivered payloads are in {sink_path}")
 
-    _say()
+
+def _summary(svc: Any) -> None:
     from runtime.engine.audit import seal, verify
     from runtime.model import Bundle, Reminder, Task
 
@@ -134,7 +161,7 @@ def _script(svc: Any, clock: Any) -> None:
     bundles, tasks = store.count(Bundle), store.count(Task)
     open_tasks = sum(store.count(Task, where={"status": s}) or 0
                      for s in ("todo", "in_progress", "waiting"))
-    report = verify(svc.store)
+    report = verify(store)
     sealed = seal(svc)
     _say(f"{bundles} bundles, {tasks} tasks ({open_tasks} open), "
          f"{store.count(Reminder)} reminders recorded, {report.events} audit events in "

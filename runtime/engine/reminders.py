@@ -7,9 +7,7 @@ fire schedule triggers, report automation failures. The scheduler only calls the
   created conditionally; when two daemons race, the first write wins and the other skips. The
   record's reminder cursor moves in the same write (bookkeeping: no version bump, so an
   operator's command never conflicts with the daemon).
-* **Delivery** is at-least-once: a pending reminder is leased (a version-bumping bookkeeping
-  write that also counts the attempt), handed to every sink with its ID as idempotency key, then settled (delivered, retried
-  with backoff, or failed with one ``automation_failure``, never one about a failed failure).
+* **Delivery** is at-least-once (:mod:`runtime.engine.delivery`).
 """
 
 from __future__ import annotations
@@ -21,14 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runtime.engine.bundles import build_bundle, create_bundle
+from runtime.engine.delivery import RetryPolicy, deliver_pending
 from runtime.engine.services import Services
-from runtime.engine.uow import UnitOfWork
+from runtime.engine.uow import UnitOfWork, commit_batched
 from runtime.engine.views import BundleView
 from runtime.errors import ConflictError, DataopsError, NotFoundError
 from runtime.model import (
     Bundle,
     BundleStatus,
-    DeliveryStatus,
     Reminder,
     ReminderKind,
     ScheduleTrigger,
@@ -37,31 +35,14 @@ from runtime.model import (
     bundle_id_for,
 )
 from runtime.model.commands import CreateBundle
-from runtime.notify import DeliveryError, Sink, payload_of
+from runtime.notify import Sink
 from runtime.rules.cron import anchor_for, latest_firing
 from runtime.rules.reminders import Firing, due_between, firings_of, reminder_of
-
-BATCH = 100
-"""Independent sweep writes merged into one atomic write (at most the store's limit)."""
 
 CATCH_UP = timedelta(days=8)
 """How far back a sweep looks for a schedule's latest firing (a week and a day, so a daemon
 that was down for a whole week still creates last week's bundle). Only the latest firing is
 caught up (docs/reminders.md); older ones can be created with `dataops bundle create`."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How deliveries are retried: attempt n waits ``base * factor**(n-1)``, capped."""
-
-    max_attempts: int = 5
-    base: timedelta = timedelta(minutes=1)
-    factor: float = 4.0
-    cap: timedelta = timedelta(hours=2)
-    lease: timedelta = timedelta(minutes=5)
-
-    def backoff(self, attempts: int) -> timedelta:
-        return min(self.cap, self.base * (self.factor ** max(0, attempts - 1)))
 
 
 @dataclass
@@ -118,7 +99,8 @@ def preview_due(svc: Services, at: datetime, limit: int = 100_000) -> list[Firin
         if svc.store.find(Bundle, firing.entity_id) is None:
             out.append(firing)
             bundle, tasks = build_bundle(wf, anchor, at)
-            out += [f for rec in (bundle, *tasks) for f in _due(rec, bundle, at)]
+            records: list[Task | Bundle] = [bundle, *tasks]
+            out += [f for rec in records for f in _due(rec, bundle, at)]
     out.sort(key=lambda f: (f.fire_at, f.kind, f.entity_id))
     return out
 
@@ -174,42 +156,6 @@ def _resume_creation(svc: Services, bundle: Bundle) -> None:
     with contextlib.suppress(DataopsError):  # gone or broken: the next bundle create completes it
         create_bundle(svc, CreateBundle(template_id=bundle.template_id,
                                         anchor_date=bundle.anchor_date))
-
-
-def commit_batched(svc: Services, units: Sequence[UnitOfWork]) -> list[bool]:
-    """Commit independent units of work in as few atomic writes as fit (each at most the
-    store's limit and :data:`BATCH`); when a merged write conflicts, its parts are retried one
-    by one. Returns, per unit, whether it was written."""
-    done = [False] * len(units)
-    cap = min(BATCH, svc.store.max_items or BATCH)
-    group: list[int] = []
-    size = 0
-
-    def flush() -> None:
-        merged = UnitOfWork(svc)
-        for i in group:
-            merged.changes.extend(units[i].changes)
-        try:
-            merged.commit()
-            for i in group:
-                done[i] = True
-        except (ConflictError, NotFoundError):
-            for i in group if len(group) > 1 else ():
-                try:
-                    units[i].commit()
-                    done[i] = True
-                except (ConflictError, NotFoundError):
-                    pass
-
-    for i, unit in enumerate(units):
-        if group and size + unit.changes.size() > cap:
-            flush()
-            group, size = [], 0
-        group.append(i)
-        size += unit.changes.size()
-    if group:
-        flush()
-    return done
 
 
 def _retry_record(svc: Services, rec: Task | Bundle, now: datetime, report: SweepReport,
@@ -298,77 +244,6 @@ def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
     except ConflictError:
         return None
     return reminder
-
-
-# ---- delivery --------------------------------------------------------------------------------
-
-
-def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
-                    policy: RetryPolicy | None = None, limit: int = 50,
-                    report: SweepReport | None = None) -> SweepReport:
-    """Deliver every pending reminder whose time has come to every sink: lease a page of
-    ``limit`` (batched writes), deliver them, settle the outcomes (batched), repeat. A daemon
-    that dies mid-page leaves at most ``limit`` reminders leased until the lease runs out."""
-    report = report or SweepReport()
-    policy = policy or RetryPolicy()
-    while True:
-        page = svc.store.pending_deliveries(now, limit)
-        leases = [UnitOfWork(svc, now) for _ in page]
-        claims = [u.touch(r, {"deliver_after": now + policy.lease, "attempts": r.attempts + 1},
-                          bump=True) for u, r in zip(leases, page, strict=True)]
-        won = commit_batched(svc, leases)
-        claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
-        outcomes = [_settle_delivery(svc, c, _deliver(sinks, payload_of(c)), now, policy)
-                    for c in claimed]
-        written = commit_batched(svc, [uow for uow, _, _ in outcomes])
-        for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
-            if ok:  # else the lease ran out and another daemon settles it
-                getattr(report, bucket).append(done)
-        if len(page) < limit or not claimed:
-            return report
-
-
-def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
-    errors = []
-    for sink in sinks:
-        try:
-            sink.deliver(payload)
-        except DeliveryError as e:
-            errors.append(str(e))
-        except Exception as e:  # a sink bug must not stop the sweep; it is retried and reported
-            errors.append(f"{sink.url}: {type(e).__name__}: {e}")
-    return "; ".join(errors) or None
-
-
-def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,
-                     policy: RetryPolicy) -> tuple[UnitOfWork, str, Reminder]:
-    """The unit of work that records a delivery's outcome, the report bucket, the reminder."""
-    rid, attempts = claimed.reminder_id, claimed.attempts  # the lease counted this attempt
-    fields: dict[str, Any] = {}
-    if error is None:
-        bucket, action, summary = "delivered", "deliver", f"delivered {claimed.kind} reminder {rid}"
-        fields |= {"delivery_status": DeliveryStatus.DELIVERED, "deliver_after": None,
-                   "last_error": None}
-    elif attempts < policy.max_attempts:
-        bucket, action = "retried", "retry"
-        summary = f"delivery attempt {attempts} of {rid} failed: {error}"
-        fields |= {"deliver_after": now + policy.backoff(attempts), "last_error": error}
-    else:
-        bucket, action = "failed", "fail"
-        summary = f"delivery of {rid} failed {attempts} times: {error}"
-        fields |= {"delivery_status": DeliveryStatus.FAILED, "deliver_after": None,
-                   "last_error": error}
-    uow = UnitOfWork(svc, now)
-    done = uow.update(claimed, fields, summary, action=action)
-    if bucket == "failed" and claimed.kind != ReminderKind.AUTOMATION_FAILURE:
-        # one automation_failure per failed reminder; never one about a failed failure
-        firing = Firing(
-            ReminderKind.AUTOMATION_FAILURE, "reminder", rid, claimed.bundle_id, claimed.task_id,
-            now, f"could not deliver {claimed.kind} reminder {rid} after {attempts} "
-            f"attempts: {error}",
-        )
-        uow.create(reminder_of(firing, now), firing.summary, action="record")
-    return uow, bucket, done
 
 
 # ---- the whole sweep -------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from runtime.errors import ConflictError, InputError
+from runtime.errors import ConflictError, InputError, NotFoundError
 from runtime.model import GENESIS_HASH, AuditEvent, Bundle, Record, Task, kind_of, new_id, record_id
 from runtime.rules.audit import STATE_EXCLUDE, digest, event_hash, visible_state
 from runtime.rules.reminders import next_reminder_at
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
+
+BATCH = 100
+"""Independent writes (the sweep's) merged into one atomic write (at most the store's limit)."""
 
 RETRIES = 12
 """How often a command that lost a race is re-run (re-read, guards re-checked) before the
@@ -104,7 +107,9 @@ class UnitOfWork:
             nxt = next_reminder_at(rec, rec.timezone, rec.reminder_settings)
         else:
             return rec
-        return rec if nxt == rec.next_reminder_at else rec.model_copy(update={"next_reminder_at": nxt})
+        if nxt == rec.next_reminder_at:  # type: ignore[attr-defined]  # a Task or a Bundle here
+            return rec
+        return rec.model_copy(update={"next_reminder_at": nxt})
 
     def _chain(self, old: Record | None, new: R, action: str, summary: str,
                fields: set[str] | None) -> R:
@@ -143,3 +148,39 @@ def retrying(attempt: Callable[[], T], retries: int = RETRIES) -> T:
                 raise
             time.sleep(random.uniform(0, 0.001 * 2 ** min(n, 6)))  # jitter: racers spread out
     raise InputError("retrying() needs at least one attempt")  # pragma: no cover
+
+
+def commit_batched(svc: Services, units: Sequence[UnitOfWork]) -> list[bool]:
+    """Commit independent units of work in as few atomic writes as fit (each at most the
+    store's limit and :data:`BATCH`); when a merged write conflicts, its parts are retried one
+    by one. Returns, per unit, whether it was written."""
+    done = [False] * len(units)
+    cap = min(BATCH, svc.store.max_items or BATCH)
+    group: list[int] = []
+    size = 0
+
+    def flush() -> None:
+        merged = UnitOfWork(svc)
+        for i in group:
+            merged.changes.extend(units[i].changes)
+        try:
+            merged.commit()
+            for i in group:
+                done[i] = True
+        except (ConflictError, NotFoundError):
+            for i in group if len(group) > 1 else ():
+                try:
+                    units[i].commit()
+                    done[i] = True
+                except (ConflictError, NotFoundError):
+                    pass
+
+    for i, unit in enumerate(units):
+        if group and size + unit.changes.size() > cap:
+            flush()
+            group, size = [], 0
+        group.append(i)
+        size += unit.changes.size()
+    if group:
+        flush()
+    return done

@@ -301,5 +301,5 @@ def kind_of(record: Record) -> str:
 ENTITY_KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder)
 """The records that carry their own audit chain."""
 KIND_BY_NAME: dict[str, type[Record]] = {
-    k.record_kind: k for k in (*ENTITY_KINDS, AuditEvent, Seal)  # type: ignore[attr-defined]
+    k.record_kind: k for k in (*ENTITY_KINDS, AuditEvent, Seal)  # type: ignore[attr-defined, misc]
 }

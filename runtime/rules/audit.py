@@ -33,7 +33,8 @@ def digest(data: Any) -> str:
 
 def visible_state(record: Record) -> dict[str, Any]:
     """The record's fields that its chain vouches for, in the export shape."""
-    return orjson.loads(record.model_dump_json(exclude=set(STATE_EXCLUDE)))  # type: ignore[no-any-return]
+    state: dict[str, Any] = orjson.loads(record.model_dump_json(exclude=set(STATE_EXCLUDE)))
+    return state
 
 
 def state_hash(record: Record) -> str:

@@ -131,10 +131,8 @@ class MemoryStore:
 
     def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
         # No index: the memory store is for tests and demos, not for a million tasks.
-        hits: list[Task | Bundle] = [
-            r for kind in (Bundle, Task) for r in self._all(kind)  # type: ignore[attr-defined]
-            if r.next_reminder_at is not None and r.next_reminder_at <= at
-        ]
+        candidates: list[Task | Bundle] = [*self._all(Bundle), *self._all(Task)]
+        hits = [r for r in candidates if r.next_reminder_at is not None and r.next_reminder_at <= at]
         hits.sort(key=due_key)
         return Page(hits[:limit], "more" if len(hits) > limit else None)
 

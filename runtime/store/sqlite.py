@@ -22,19 +22,11 @@ from urllib.parse import parse_qs, urlparse
 
 from runtime.errors import (
     ConflictError,
-    DataopsError,
     InputError,
     NotFoundError,
     RecordUnreadable,
-    StoreCorrupt,
-    StoreFault,
-    StoreFull,
-    StoreReadOnly,
-    ThrottledError,
 )
 from runtime.model import (
-    Artifact,
-    AssistantJob,
     AuditEvent,
     Bundle,
     Record,
@@ -56,141 +48,16 @@ from runtime.store.base import (
     encode_cursor,
     micros,
 )
-
-SCHEMA_VERSION = 2
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS bundles (
-    bundle_id TEXT PRIMARY KEY,
-    template_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    next_reminder_us INTEGER,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bundles_next_reminder ON bundles (next_reminder_us)
-    WHERE next_reminder_us IS NOT NULL;
-CREATE TABLE IF NOT EXISTS tasks (
-    pos INTEGER PRIMARY KEY,
-    task_id TEXT NOT NULL UNIQUE,
-    bundle_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    assignee TEXT,
-    next_reminder_us INTEGER,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_bundle ON tasks (bundle_id, pos);
-CREATE INDEX IF NOT EXISTS tasks_next_reminder ON tasks (next_reminder_us)
-    WHERE next_reminder_us IS NOT NULL;
-CREATE TABLE IF NOT EXISTS artifacts (
-    artifact_id TEXT PRIMARY KEY,
-    task_id TEXT NOT NULL,
-    bundle_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS artifacts_task ON artifacts (task_id);
-CREATE TABLE IF NOT EXISTS assistant_jobs (
-    assistant_job_id TEXT PRIMARY KEY,
-    bundle_id TEXT NOT NULL,
-    task_id TEXT,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reminders (
-    reminder_id TEXT PRIMARY KEY,
-    entity_id TEXT NOT NULL,
-    fire_at_us INTEGER NOT NULL,
-    deliver_after_us INTEGER,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reminders_list ON reminders (fire_at_us, reminder_id);
-CREATE INDEX IF NOT EXISTS reminders_entity ON reminders (entity_id);
-CREATE INDEX IF NOT EXISTS reminders_deliver_after ON reminders (deliver_after_us)
-    WHERE deliver_after_us IS NOT NULL;
-CREATE TABLE IF NOT EXISTS audit_events (
-    event_id TEXT PRIMARY KEY,
-    entity_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    at_us INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE (entity_id, seq)
-);
-CREATE INDEX IF NOT EXISTS audit_list ON audit_events (at_us, entity_id, seq);
-CREATE TABLE IF NOT EXISTS seals (
-    seal_id TEXT PRIMARY KEY,
-    at_us INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    doc TEXT NOT NULL
-);
-"""
-
-_TABLE = {
-    "bundle": ("bundles", "bundle_id"),
-    "task": ("tasks", "task_id"),
-    "artifact": ("artifacts", "artifact_id"),
-    "assistant_job": ("assistant_jobs", "assistant_job_id"),
-    "reminder": ("reminders", "reminder_id"),
-    "audit_event": ("audit_events", "event_id"),
-    "seal": ("seals", "seal_id"),
-}
-# list order per kind (see Store.page): the columns a cursor carries
-_LIST_ORDER = {
-    "reminder": ("fire_at_us", "reminder_id"),
-    "audit_event": ("at_us", "entity_id", "seq"),
-}
-_SCAN_ORDER = {"task": "task_id", "audit_event": "entity_id, seq"}
-
-# SQLite's primary result codes -> (our error, what to tell the operator). One table, pinned by
-# a test that makes each condition for real.
-ERRORS: dict[int, tuple[type[DataopsError], str]] = {
-    5: (ThrottledError, "the database is busy (another writer holds the lock)"),      # BUSY
-    6: (ThrottledError, "a table is locked by another connection"),                  # LOCKED
-    8: (StoreReadOnly, "the database is read-only; check the file's and folder's permissions"),  # READONLY
-    10: (StoreFault, "disk I/O error; check the disk"),                               # IOERR
-    11: (StoreCorrupt, "the database file is damaged; restore it from an export"),   # CORRUPT
-    13: (StoreFull, "the database or disk is full; free space and retry"),           # FULL
-    14: (StoreFault, "cannot open the database file; check the path and permissions"),  # CANTOPEN
-    26: (StoreCorrupt, "the file is not a SQLite database"),                           # NOTADB
-}
-
-
-def translate(url: str, e: sqlite3.Error) -> DataopsError:
-    """The error of ours that a driver error means (see :data:`ERRORS`)."""
-    code = getattr(e, "sqlite_errorcode", None)
-    cls, text = ERRORS.get(code & 0xFF if isinstance(code, int) else -1,
-                           (StoreFault, "unexpected database error"))
-    detail = f"{text} ({e})"
-    if cls is ThrottledError:
-        return ThrottledError(f"{url}: {detail}")
-    return cls(url, detail)  # type: ignore[call-arg]
-
-
-def _columns(rec: Record) -> dict[str, object]:
-    """The indexed columns of a record, besides its ID, version and doc."""
-    match rec:
-        case Bundle():
-            return {"template_id": rec.template_id, "status": str(rec.status),
-                    "next_reminder_us": micros(rec.next_reminder_at)}
-        case Task():
-            return {"bundle_id": rec.bundle_id, "status": str(rec.status),
-                    "assignee": rec.assignee, "next_reminder_us": micros(rec.next_reminder_at)}
-        case Artifact():
-            return {"task_id": rec.task_id, "bundle_id": rec.bundle_id}
-        case AssistantJob():
-            return {"bundle_id": rec.bundle_id, "task_id": rec.task_id}
-        case Reminder():
-            return {"entity_id": rec.entity_id, "fire_at_us": micros(rec.fire_at),
-                    "deliver_after_us": micros(rec.deliver_after)}
-        case AuditEvent():
-            return {"entity_id": rec.entity_id, "seq": rec.seq, "at_us": micros(rec.at)}
-        case Seal():
-            return {"at_us": micros(rec.at)}
-    raise InputError(f"the sqlite store cannot hold a {type(rec).__name__}")
+from runtime.store.sqlite_schema import (
+    ERRORS,
+    LIST_ORDER,
+    SCAN_ORDER,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+    columns_of,
+    translate,
+)
 
 
 def path_from_url(url: str) -> tuple[str, dict[str, str]]:
@@ -220,8 +87,8 @@ class _Reader:
 
     def scan(self, kind: type[R]) -> Iterator[R]:
         name = kind.record_kind  # type: ignore[attr-defined]
-        table, key = _TABLE[name]
-        order = _SCAN_ORDER.get(name, key)
+        table, key = TABLES[name]
+        order = SCAN_ORDER.get(name, key)
         with self.store._driver():
             cur = self.db.execute(f"SELECT {key}, doc FROM {table} ORDER BY {order}")
             while rows := cur.fetchmany(500):
@@ -317,7 +184,7 @@ class SqliteStore:
         return [r for rid, doc in rows if (r := decode(kind, rid, doc, self.quarantined)) is not None]
 
     def find(self, kind: type[R], record_id: str) -> R | None:
-        table, key = _TABLE[kind.record_kind]  # type: ignore[attr-defined]
+        table, key = TABLES[kind.record_kind]  # type: ignore[attr-defined]
         rows = self._all(f"SELECT doc FROM {table} WHERE {key} = ?", (record_id,))
         if not rows:
             return None
@@ -342,8 +209,8 @@ class SqliteStore:
         name = kind.record_kind  # type: ignore[attr-defined]
         where = where or {}
         check_filters(name, where)
-        table, key = _TABLE[name]
-        order = _LIST_ORDER.get(name, (key,))
+        table, key = TABLES[name]
+        order = LIST_ORDER.get(name, (key,))
         clauses = [f"{col} = ?" for col in where]
         args: list[object] = list(where.values())
         if cursor:
@@ -362,7 +229,7 @@ class SqliteStore:
         name = kind.record_kind  # type: ignore[attr-defined]
         where = where or {}
         check_filters(name, where)
-        table, _ = _TABLE[name]
+        table, _ = TABLES[name]
         cond = " AND ".join(f"{col} = ?" for col in where)
         rows = self._all(f"SELECT COUNT(*) FROM {table}" + (f" WHERE {cond}" if cond else ""),
                          tuple(where.values()))
@@ -381,7 +248,7 @@ class SqliteStore:
             rows = self._all(f"SELECT {key}, doc FROM {table} WHERE next_reminder_us <= ? "
                              f"ORDER BY next_reminder_us, {key} LIMIT ?", (t, limit + 1))
             more = more or len(rows) > limit
-            found += self._decoded(kind, rows[:limit])  # type: ignore[arg-type]
+            found += self._decoded(kind, rows[:limit])
         found.sort(key=due_key)
         more = more or len(found) > limit
         return Page(found[:limit], "more" if more else None)
@@ -413,7 +280,7 @@ class SqliteStore:
 
     def is_empty(self) -> bool:
         return not any(self._all(f"SELECT 1 FROM {table} LIMIT 1")
-                       for table, _ in _TABLE.values())
+                       for table, _ in TABLES.values())
 
     # -- writes ------------------------------------------------------------------------------
     def commit(self, changes: Changes) -> None:
@@ -441,8 +308,8 @@ class SqliteStore:
         groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
         ids: dict[str, list[str]] = {}
         for rec in records:
-            table, key = _TABLE[kind_of(rec)]
-            cols = {key: record_id(rec), **_columns(rec), "version": getattr(rec, "version", 1),
+            table, key = TABLES[kind_of(rec)]
+            cols = {key: record_id(rec), **columns_of(rec), "version": getattr(rec, "version", 1),
                     "doc": rec.model_dump_json()}
             groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
             ids.setdefault(table, []).append(record_id(rec))
@@ -469,8 +336,8 @@ class SqliteStore:
         return candidates[0]
 
     def _update(self, rec: Record, expected: int) -> None:
-        table, key = _TABLE[kind_of(rec)]
-        cols = {**_columns(rec), "version": getattr(rec, "version", 1), "doc": rec.model_dump_json()}
+        table, key = TABLES[kind_of(rec)]
+        cols = {**columns_of(rec), "version": getattr(rec, "version", 1), "doc": rec.model_dump_json()}
         sets = ", ".join(f"{c} = ?" for c in cols)
         cur = self._db.execute(
             f"UPDATE {table} SET {sets} WHERE {key} = ? AND version = ?",
@@ -490,3 +357,7 @@ class SqliteStore:
     # -- test hooks --------------------------------------------------------------------------
     def _raw(self) -> sqlite3.Connection:
         return self._db
+
+
+__all__ = ["ERRORS", "SCHEMA", "SCHEMA_VERSION", "SqliteStore", "micros", "path_from_url",
+           "translate"]

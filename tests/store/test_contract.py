@@ -75,7 +75,8 @@ from runtime.rules.audit import event_hash, state_hash, verify_entity
 from runtime.store import Changes, Page, Store, open_store
 from runtime.store.base import encode_cursor
 from runtime.store.memory import MemoryStore
-from runtime.store.sqlite import ERRORS, SqliteStore, path_from_url, translate
+from runtime.store.sqlite import SqliteStore, path_from_url
+from runtime.store.sqlite_schema import ERRORS, translate
 from tests.helpers import bundles, every, reminders
 
 T0 = utc(2026, 11, 25, 8, 0)
