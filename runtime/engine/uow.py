@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from runtime.errors import ConflictError, InputError, NotFoundError
 from runtime.model import GENESIS_HASH, AuditEvent, Bundle, Record, Task, kind_of, new_id, record_id
-from runtime.rules.audit import STATE_EXCLUDE, digest, event_hash, visible_state
+from runtime.rules.audit import STATE_EXCLUDE, digest, hash_of_event, visible_state
 from runtime.rules.reminders import next_reminder_at
 from runtime.store.base import Changes
 
@@ -63,8 +63,7 @@ class UnitOfWork:
         stamp: dict[str, Any] = {"audit_seq": 0, "audit_hash": ""}
         if "version" in type(rec).model_fields:
             stamp["version"] = 1
-        new = self._indexed(rec.model_copy(update=stamp))
-        new = self._chain(None, new, action, summary, None)
+        new = self._stamped(None, rec.model_copy(update=stamp), action, summary, None)
         self.changes.creates.append(new)
         self.remember(new)
         return new
@@ -74,8 +73,8 @@ class UnitOfWork:
         stamp: dict[str, Any] = {"version": old.version + 1}  # type: ignore[attr-defined]
         if "updated_at" in type(old).model_fields:
             stamp["updated_at"] = self.now
-        new = self._chain(old, self._indexed(old.model_copy(update={**fields, **stamp})),
-                          action, summary, set(fields))
+        draft = old.model_copy(update={**fields, **stamp})
+        new = self._stamped(old, draft, action, summary, set(fields))
         self.changes.updates.append((new, old.version))  # type: ignore[attr-defined]
         self.remember(new)
         return new
@@ -99,21 +98,22 @@ class UnitOfWork:
             self.store.commit(self.changes)
 
     # -- stamping ---------------------------------------------------------------------------
-    def _indexed(self, rec: R) -> R:
+    def _index(self, rec: Record) -> dict[str, Any]:
+        """The reminder index field ``rec`` must be written with (empty if it has none)."""
         if isinstance(rec, Task):
             bundle = self._bundles.get(rec.bundle_id) or self.get(Bundle, rec.bundle_id)
-            nxt = next_reminder_at(rec, bundle.timezone, bundle.reminder_settings)
-        elif isinstance(rec, Bundle):
-            nxt = next_reminder_at(rec, rec.timezone, rec.reminder_settings)
-        else:
-            return rec
-        if nxt == rec.next_reminder_at:  # type: ignore[attr-defined]  # a Task or a Bundle here
-            return rec
-        return rec.model_copy(update={"next_reminder_at": nxt})
+            return {"next_reminder_at": next_reminder_at(rec, bundle.timezone,
+                                                         bundle.reminder_settings)}
+        if isinstance(rec, Bundle):
+            return {"next_reminder_at": next_reminder_at(rec, rec.timezone, rec.reminder_settings)}
+        return {}
 
-    def _chain(self, old: Record | None, new: R, action: str, summary: str,
-               fields: set[str] | None) -> R:
-        state = visible_state(new)
+    def _stamped(self, old: Record | None, draft: R, action: str, summary: str,
+                 fields: set[str] | None) -> R:
+        """``draft`` with its index and the head of its chain, the event appended. The index
+        and the head are bookkeeping the state hash leaves out, so the draft's state is final
+        and the record is copied once."""
+        state = visible_state(draft)
         if old is None:
             before, after = None, state
         else:
@@ -122,18 +122,21 @@ class UnitOfWork:
             changed = sorted(k for k in touched if was.get(k) != state.get(k))
             before = {k: was.get(k) for k in changed}
             after = {k: state.get(k) for k in changed}
-        seq: int = new.audit_seq + 1  # type: ignore[attr-defined]
-        event = AuditEvent.model_construct(
-            event_id=new_id("evt"), seq=seq, actor=self.actor, entity_type=kind_of(new),
-            entity_id=record_id(new), action=action, before=before, after=after,
-            summary=summary, at=self.now,
-            prev_hash=new.audit_hash or GENESIS_HASH,  # type: ignore[attr-defined]
-            hash="", state_hash=digest(state),
-        )
+        body = {
+            "event_id": new_id("evt"), "seq": draft.audit_seq + 1,  # type: ignore[attr-defined]
+            "actor": self.actor, "entity_type": kind_of(draft), "entity_id": record_id(draft),
+            "action": action, "before": before, "after": after, "summary": summary,
+            "at": self.now, "prev_hash": draft.audit_hash or GENESIS_HASH,  # type: ignore[attr-defined]
+            "state_hash": digest(state),
+        }
         # every field is built here from validated records and an aware clock: no re-validation
-        event = event.model_copy(update={"hash": event_hash(event)})
+        event = AuditEvent.model_construct(**body, hash=hash_of_event(body))
         self.changes.events.append(event)
-        return new.model_copy(update={"audit_seq": seq, "audit_hash": event.hash})
+        return draft.model_copy(update={**self._index(draft), "audit_seq": event.seq,
+                                        "audit_hash": event.hash})
+
+    def _indexed(self, rec: R) -> R:
+        return rec.model_copy(update=self._index(rec))
 
 
 def retrying(attempt: Callable[[], T], retries: int = RETRIES) -> T:

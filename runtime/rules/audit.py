@@ -41,15 +41,21 @@ def state_hash(record: Record) -> str:
     return digest(visible_state(record))
 
 
+HASHED = ("event_id", "seq", "actor", "entity_type", "entity_id", "action", "before", "after",
+          "summary", "at", "prev_hash", "state_hash")
+"""Every field of an audit event but ``hash``: what its hash covers."""
+
+
+def hash_of_event(fields: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of an event's :data:`HASHED` fields (``at`` an instant)."""
+    body = {name: fields[name] for name in HASHED}
+    body["at"] = format_instant(body["at"])
+    return digest(body)
+
+
 def event_hash(event: AuditEvent) -> str:
-    """sha256 of the canonical JSON of every field of ``event`` but ``hash``."""
-    return digest({
-        "event_id": event.event_id, "seq": event.seq, "actor": event.actor,
-        "entity_type": event.entity_type, "entity_id": event.entity_id, "action": event.action,
-        "before": event.before, "after": event.after, "summary": event.summary,
-        "at": format_instant(event.at), "prev_hash": event.prev_hash,
-        "state_hash": event.state_hash,
-    })
+    """The hash ``event`` must carry (see :func:`hash_of_event`)."""
+    return hash_of_event({name: getattr(event, name) for name in HASHED})
 
 
 def verify_entity(

@@ -68,42 +68,41 @@ def local_instant(day: date, at: time, zone: str) -> datetime:
     return datetime.combine(day, at, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def task_firings(task: Task, zone: str, policy: ReminderSettings) -> list[Firing]:
-    """Every reminder ``task`` has in its current state, oldest first."""
+def task_schedule(task: Task, zone: str, policy: ReminderSettings) -> list[tuple[ReminderKind, datetime, int]]:
+    """The one schedule rule for a task: ``(kind, instant, n)`` of every reminder it has in
+    its current state (``n``: the day of an overdue reminder), oldest first. Missing evidence
+    shares the due instant; whether it fires depends on the proof (:func:`task_firings`)."""
     if not task.status.is_open:
         return []
-    out: list[Firing] = []
-    label = f"task {task.task_id} ({task.title!r}, {task.assignee or 'unassigned'})"
-
-    def firing(kind: ReminderKind, at: datetime, summary: str) -> None:
-        out.append(Firing(kind, "task", task.task_id, task.bundle_id, task.task_id, at, summary))
-
     due_at = local_instant(task.due_date, policy.at, zone)
-    firing(ReminderKind.DUE, due_at, f"{label} is due today ({task.due_date.isoformat()})")
-    missing = missing_proof(task)
-    if missing:
-        firing(
-            ReminderKind.MISSING_EVIDENCE,
-            due_at,
-            f"{label} is due today and misses proof: {', '.join(missing)}",
-        )
-    for n in range(1, policy.overdue_repeats + 1):
-        day = task.due_date + timedelta(days=n)
-        firing(
-            ReminderKind.OVERDUE,
-            local_instant(day, policy.at, zone),
-            f"{label} is overdue by {n} day{'s' if n > 1 else ''} (due {task.due_date.isoformat()})",
-        )
+    out = [(ReminderKind.DUE, due_at, 0), (ReminderKind.MISSING_EVIDENCE, due_at, 0)]
+    out += [(ReminderKind.OVERDUE, local_instant(task.due_date + timedelta(days=n), policy.at, zone), n)
+            for n in range(1, policy.overdue_repeats + 1)]
     if task.status == TaskStatus.WAITING and task.follow_up_at is not None:
-        firing(
-            ReminderKind.FOLLOW_UP_DUE,
-            task.follow_up_at,
-            f"{label} is waiting for {task.waiting_for!r}: follow up now",
-        )
-    out.sort(key=lambda f: (f.fire_at, f.kind))
+        out.append((ReminderKind.FOLLOW_UP_DUE, task.follow_up_at, 0))
+    out.sort(key=lambda s: (s[1], s[0]))
     return out
 
 
+def task_firings(task: Task, zone: str, policy: ReminderSettings) -> list[Firing]:
+    """Every reminder ``task`` has in its current state, oldest first, with its summary."""
+    label = f"task {task.task_id} ({task.title!r}, {task.assignee or 'unassigned'})"
+    due = task.due_date.isoformat()
+    out: list[Firing] = []
+    for kind, at, n in task_schedule(task, zone, policy):
+        if kind == ReminderKind.DUE:
+            summary = f"{label} is due today ({due})"
+        elif kind == ReminderKind.MISSING_EVIDENCE:
+            missing = missing_proof(task)
+            if not missing:
+                continue
+            summary = f"{label} is due today and misses proof: {', '.join(missing)}"
+        elif kind == ReminderKind.OVERDUE:
+            summary = f"{label} is overdue by {n} day{'s' if n > 1 else ''} (due {due})"
+        else:
+            summary = f"{label} is waiting for {task.waiting_for!r}: follow up now"
+        out.append(Firing(kind, "task", task.task_id, task.bundle_id, task.task_id, at, summary))
+    return out
 
 
 def bundle_firings(bundle: Bundle) -> list[Firing]:
@@ -141,9 +140,13 @@ def next_reminder_at(record: Task | Bundle, zone: str, policy: ReminderSettings)
     """The index value a write stores with ``record``: its first reminder after its cursor. A
     bundle still ``creating`` (a creation a crash interrupted) is due at once, so that the
     sweep finds it and completes it."""
-    if isinstance(record, Bundle) and record.status == BundleStatus.CREATING:
+    cursor = record.reminder_cursor
+    if isinstance(record, Task):  # instants only: no summaries on the write path
+        times = [at for _, at, _ in task_schedule(record, zone, policy) if cursor is None or at > cursor]
+        return min(times) if times else None
+    if record.status == BundleStatus.CREATING:
         return record.created_at
-    return next_after(firings_of(record, zone, policy), record.reminder_cursor)
+    return next_after(bundle_firings(record), cursor)
 
 
 def reminder_of(firing: Firing, recorded_at: datetime) -> Reminder:
