@@ -47,7 +47,7 @@ def build_bundle(
     tasks = [
         Task(
             task_id=task_id_for(bundle_id, td.task_ref), bundle_id=bundle_id,
-            template_id=wf.template_id, template_task_ref=td.task_ref, title=td.title,
+            template_id=wf.template_id, template_task_ref=td.task_ref, position=i, title=td.title,
             phase=td.phase, assignee=td.assignee or wf.default_assignee,
             due_date=due_date(anchor, offset_days=td.offset_days,
                               offset_business_days=td.offset_business_days, holidays=holidays),
@@ -56,7 +56,7 @@ def build_bundle(
             validation=td.validation, instructions_url=td.instructions_url, tags=list(td.tags),
             created_at=now, updated_at=now, version=1,
         )
-        for td in wf.tasks
+        for i, td in enumerate(wf.tasks)
     ]
     per_phase = {p.phase_id: 0 for p in wf.phases}
     for td in wf.tasks:

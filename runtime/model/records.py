@@ -138,6 +138,9 @@ class Task(Record):
     bundle_id: str
     template_id: str
     template_task_ref: str
+    position: int = Field(default=0, ge=0)
+    """The task's place in its definition: a bundle lists its tasks in this order (an explicit
+    field, so the order survives export and import into any store)."""
     title: str
     phase: str
     assignee: str | None

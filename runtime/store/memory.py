@@ -107,7 +107,8 @@ class MemoryStore:
             ids = list(self._tasks_by_bundle.get(bundle_id, []))
             rows = self._rows("task")
             docs = [(t, rows[t][1]) for t in ids]
-        return [r for t, doc in docs if (r := self._decode(Task, t, doc)) is not None]
+        tasks = [r for t, doc in docs if (r := self._decode(Task, t, doc)) is not None]
+        return sorted(tasks, key=lambda t: (t.position, t.task_id))
 
     def page(self, kind: type[R], *, where: dict[str, str] | None = None, limit: int = 100,
              cursor: str | None = None) -> Page[R]:

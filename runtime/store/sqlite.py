@@ -200,7 +200,8 @@ class SqliteStore:
         return found
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
-        rows = self._all("SELECT task_id, doc FROM tasks WHERE bundle_id = ? ORDER BY pos",
+        rows = self._all("SELECT task_id, doc FROM tasks WHERE bundle_id = ? "
+                         "ORDER BY position, task_id",
                          (bundle_id,))
         return self._decoded(Task, rows)
 

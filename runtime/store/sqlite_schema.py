@@ -31,16 +31,16 @@ CREATE TABLE IF NOT EXISTS bundles (
 CREATE INDEX IF NOT EXISTS bundles_next_reminder ON bundles (next_reminder_us)
     WHERE next_reminder_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tasks (
-    pos INTEGER PRIMARY KEY,
-    task_id TEXT NOT NULL UNIQUE,
+    task_id TEXT PRIMARY KEY,
     bundle_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
     status TEXT NOT NULL,
     assignee TEXT,
     next_reminder_us INTEGER,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tasks_bundle ON tasks (bundle_id, pos);
+CREATE INDEX IF NOT EXISTS tasks_bundle ON tasks (bundle_id, position, task_id);
 CREATE INDEX IF NOT EXISTS tasks_next_reminder ON tasks (next_reminder_us)
     WHERE next_reminder_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -136,7 +136,7 @@ def columns_of(rec: Record) -> dict[str, object]:
             return {"template_id": rec.template_id, "status": str(rec.status),
                     "next_reminder_us": micros(rec.next_reminder_at)}
         case Task():
-            return {"bundle_id": rec.bundle_id, "status": str(rec.status),
+            return {"bundle_id": rec.bundle_id, "position": rec.position, "status": str(rec.status),
                     "assignee": rec.assignee, "next_reminder_us": micros(rec.next_reminder_at)}
         case Artifact():
             return {"task_id": rec.task_id, "bundle_id": rec.bundle_id}

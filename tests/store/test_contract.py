@@ -162,6 +162,7 @@ def full_task() -> Task:
         bundle_id="podcast/2026-12-01",
         template_id="podcast",
         template_task_ref="publish",
+        position=7,
         title="Publish the episode",
         phase="publish",
         assignee="producer",
@@ -749,15 +750,17 @@ class TestTasksOf:
     def test_tasks_of_a_bundle_in_definition_order(self, store: Store):
         b1, b2 = bundle("b1"), bundle("b2")
         # IDs deliberately not in alphabetical order, and interleaved with another bundle
-        store.commit(Changes(creates=[b1, b2, task("b1/zeta", bundle_id="b1"),
-                                      task("b2/x", bundle_id="b2"),
-                                      task("b1/alpha", bundle_id="b1")]))
-        store.commit(Changes(creates=[task("b1/mid", bundle_id="b1")]))
+        # positions (the definition's order) not in ID order and not in write order
+        store.commit(Changes(creates=[b1, b2, task("b1/zeta", bundle_id="b1", position=0),
+                                      task("b2/x", bundle_id="b2", position=0),
+                                      task("b1/mid", bundle_id="b1", position=2)]))
+        store.commit(Changes(creates=[task("b1/alpha", bundle_id="b1", position=1)]))
         # an update does not move a task to the end
         zeta = store.get(Task, "b1/zeta")
         store.commit(Changes(updates=[(bump(zeta, title="renamed"), 1)]))
 
         assert [t.task_id for t in store.tasks_of("b1")] == ["b1/zeta", "b1/alpha", "b1/mid"]
+        assert [t.position for t in store.tasks_of("b1")] == [0, 1, 2]
         assert [t.task_id for t in store.tasks_of("b2")] == ["b2/x"]
         assert store.tasks_of("b1")[0].title == "renamed"
         assert store.tasks_of("no-such-bundle") == []
@@ -1201,7 +1204,8 @@ class TestSizeLimit:
         assert store.max_items is None
         b = bundle("big")
         # in reverse ID order: tasks_of keeps definition order, not ID order
-        ts = [task(f"big/t{i:03}", bundle_id="big") for i in reversed(range(500))]
+        ts = [task(f"big/t{i:03}", bundle_id="big", position=n)
+              for n, i in enumerate(reversed(range(500)))]
         changes = created(b, *ts)
         assert changes.size() == 1002
         store.commit(changes)
