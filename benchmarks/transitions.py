@@ -298,7 +298,7 @@ def replay_from(wl: Workload, writes: dict[str, list[Any]]) -> Replay:
         rep.rows[name] = sum(c.rows() for c in cmds) / n
         rep.doc_bytes[name] = sum(len(p[-3]) for c in cmds for _, p in c.updates) / n + sum(
             len(r[-1]) for c in cmds for _, rows in c.inserts for r in rows) / n
-        rep.shapes[name] = " + ".join(f"{v / n:.2f} {k}" if v % n else f"{v // n} {k}"
+        rep.shapes[name] = " + ".join(f"{v / n:.3f} {k}" if v % n else f"{v // n} {k}"
                                       for k, v in counts.items())
     return rep
 
@@ -803,7 +803,7 @@ def report_engine(results: list[EngineResult]) -> None:
     print(f"(what raw writes per command, in one IMMEDIATE transaction, at {r0.n_tasks:,} tasks "
           f"{r0.sync}: exactly the engine's rows, serialised before timing; nothing is read)")
     for wl in WORKLOADS:
-        print(f"  {wl:<9}: {r0.replay.shapes[wl]} = {r0.replay.rows[wl]:.2f} rows, "
+        print(f"  {wl:<9}: {r0.replay.shapes[wl]} = {r0.replay.rows[wl]:.3f} rows, "
               f"{r0.replay.doc_bytes[wl]:,.0f} B of docs")
     bad = [(r, p) for r in results for p in r.checked]
     if bad:
