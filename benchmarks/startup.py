@@ -46,19 +46,17 @@ def make_store(folder: Path) -> str:
     spec = importlib.util.spec_from_file_location("bench_instantiate", HERE / "instantiate.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
     spec.loader.exec_module(bench)  # also puts the repo root on sys.path
 
-    from runtime.clock import FixedClock
-    from runtime.content import Content
-    from runtime.engine import Services, create_bundle
+    from runtime import engine
     from runtime.store.sqlite import SqliteStore
 
     url = f"sqlite:///{folder / 'startup.db'}"
     wf = bench.definition()
     store = SqliteStore(url)
-    svc = Services(store=store, clock=FixedClock(datetime(2026, 1, 5, tzinfo=UTC)), actor="bench",
-                   content_loader=lambda: Content(root=Path("."), workflows={wf.template_id: wf}))
-    view = create_bundle(svc, wf.template_id, date(2026, 2, 2))
+    svc = bench.services(store, wf, datetime(2026, 1, 5, tzinfo=UTC))
+    view = engine.create_bundle(svc, wf.template_id, date(2026, 2, 2))
     store.close()
     assert view.created and len(view.tasks) == 20
     return url

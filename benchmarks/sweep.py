@@ -5,14 +5,18 @@ per definition and anchor day) of which exactly 1,000 (the 50 bundles anchored o
 day) have their ``due`` reminder at or before the sweep instant; every other task's first
 reminder is on a later day. Each due task fires exactly one reminder (no proof requirements,
 so no ``missing_evidence``; its ``overdue`` repeats are on later days), so a sweep records and
-delivers 1,000 reminders. The rows are the ones ``build_bundle()`` gives (their JSON is checked
-against it for a sample of bundles) and are bulk-inserted with plain ``sqlite3`` in a random
-order, so the due tasks are scattered over the table as if created at different times.
+delivers 1,000 reminders. The rows (schema v2: bundle, tasks and the first audit event of each)
+are the ones ``engine.create_bundle`` writes (captured at its commit; checked against it for a
+sample of bundles, modulo the random event IDs and the hashes over them) and are bulk-inserted
+with plain ``sqlite3`` in a random order, so the due tasks are scattered over the table as if
+created at different times.
 
 Per size it times, in the same run:
 
-* the bare indexed query ``SELECT doc FROM tasks WHERE next_reminder_us <= ? ORDER BY
-  next_reminder_us LIMIT 1000`` (plain ``sqlite3``; the baseline of finding);
+* the bare indexed SQL the store's finding runs (plain ``sqlite3``, rows fetched, nothing
+  decoded: the baseline of finding): ``SELECT bundle_id, doc FROM bundles WHERE
+  next_reminder_us <= ? ORDER BY next_reminder_us, bundle_id LIMIT 1001`` and the same on
+  ``tasks``;
 * a full scan in Python: every task's doc read and its ``next_reminder_at`` compared as text;
 * ``SqliteStore.due_for_reminders`` (finding, with JSON parsing into records);
 * a whole sweep: ``record_due`` + ``deliver_pending`` into an in-memory sink, each repetition on
@@ -30,17 +34,19 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import gc
 import os
 import pstats
 import random
+import re
 import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -54,13 +60,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runtime.reminders import local_instant  # noqa: E402
-from runtime.sweep import SweepReport, deliver_pending, record_due  # noqa: E402
-
+from runtime import engine  # noqa: E402
 from runtime.clock import FixedClock  # noqa: E402
-from runtime.engine import Services, build_bundle  # noqa: E402
-from runtime.model import Task, WorkflowDefinition  # noqa: E402
-from runtime.store.sqlite import SCHEMA, SqliteStore, micros  # noqa: E402
+from runtime.engine import Services  # noqa: E402
+from runtime.engine.reminders import SweepReport, deliver_pending, record_due  # noqa: E402
+from runtime.model import Task, WorkflowDefinition, format_instant  # noqa: E402
+from runtime.rules.reminders import local_instant  # noqa: E402
+from runtime.store.base import micros  # noqa: E402
+from runtime.store.memory import MemoryStore  # noqa: E402
+from runtime.store.sqlite import SCHEMA, SCHEMA_VERSION, SqliteStore  # noqa: E402
 
 TEMPLATES = 50
 TASKS = 20
@@ -71,7 +79,10 @@ TODAY = date(2026, 1, 5)
 NOW = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)  # 12:00 in Chicago: today's 08:30 has passed
 CREATED = NOW - timedelta(days=30)
 SENTINEL = date(2199, 7, 1)  # anchor of the template docs; appears nowhere else in a doc
-BARE_SQL = "SELECT doc FROM tasks WHERE next_reminder_us <= ? ORDER BY next_reminder_us LIMIT 1000"
+BARE_SQL = tuple(  # what SqliteStore.due_for_reminders(at, 1000) runs, without decoding
+    f"SELECT {key}, doc FROM {table} WHERE next_reminder_us <= ? "
+    f"ORDER BY next_reminder_us, {key} LIMIT 1001"
+    for table, key in (("bundles", "bundle_id"), ("tasks", "task_id")))
 
 
 # ---- the definitions -------------------------------------------------------------------------
@@ -112,50 +123,103 @@ def definition(j: int) -> WorkflowDefinition:
 
 # ---- generating a database -------------------------------------------------------------------
 
-_D, _N = "\x00D\x00", "\x00N\x00"
+_D, _N, _U = "\x00D\x00", "\x00N\x00", "\x00U\x00"
+_HEX = re.compile(r"evt-[0-9a-f]{32}|[0-9a-f]{64}")
+Row = tuple[object, ...]
+
+
+@functools.cache
+def _instantiate_bench() -> Any:
+    """benchmarks/instantiate.py, loaded by path: the capture of what the store writes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_instantiate", HERE / "instantiate.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def created_rows(wf: WorkflowDefinition, anchor: date) -> dict[str, list[Row]]:
+    """The rows ``engine.create_bundle`` writes for ``wf`` at ``anchor`` (clock: CREATED), per
+    table, as the SQLite store holds them (captured at the commit of a memory store)."""
+    bench = _instantiate_bench()
+    store = MemoryStore()
+    cap = bench.Capture(store)
+    engine.create_bundle(bench.services(store, wf, CREATED), wf.template_id, anchor)
+    (changes,) = cap.log
+    cmd = bench.raw_command(changes)
+    assert not cmd.updates
+    return {sql.split()[2]: rows for sql, rows in cmd.inserts}
 
 
 class Templates:
-    """Docs of ``build_bundle(definition(j), SENTINEL)`` with the anchor and the reminder instant
-    made placeholders, so a bundle's rows cost two ``str.replace`` each instead of pydantic."""
+    """Rows of ``create_bundle(definition(j), SENTINEL)`` with the anchor, the reminder instant
+    and the event IDs made placeholders, so a bundle's 41 rows cost a few ``str.replace`` each
+    instead of the engine. Every bundle keeps its template's hashes (``audit_hash``, ``hash``,
+    ``prev_hash``, ``state_hash``: right sizes, but chains that would not verify; nothing in a
+    sweep reads them)."""
 
     def __init__(self) -> None:
         self.wfs = [definition(j) for j in range(TEMPLATES)]
-        nr = local_instant(SENTINEL, AT, ZONE).isoformat()
-        self.bundle: list[str] = []
-        self.tasks: list[list[str]] = []
+        at = local_instant(SENTINEL, AT, ZONE)
+        nr, us = format_instant(at), micros(at)
+        self.rows: list[dict[str, list[Row]]] = []
         for wf in self.wfs:
-            bundle, tasks = build_bundle(wf, SENTINEL, CREATED)
-            assert bundle.next_reminder_at is None  # no required links: bundles never fire
-            self.bundle.append(bundle.model_dump_json().replace(SENTINEL.isoformat(), _D))
-            docs = [t.model_dump_json() for t in tasks]
-            assert all(nr in d for d in docs), "template task has an unexpected next_reminder_at"
-            self.tasks.append([d.replace(nr, _N).replace(SENTINEL.isoformat(), _D) for d in docs])
+            rows = created_rows(wf, SENTINEL)
+            assert [len(rows[t]) for t in ("bundles", "tasks", "audit_events")] == [1, TASKS, 1 + TASKS]
+            assert rows["bundles"][0][3] is None  # no required links: bundles never fire
+            assert all(r[4] == us and nr in str(r[6]) for r in rows["tasks"]), \
+                "template task has an unexpected next_reminder_at"
+            events = {str(r[0]): f"\x00E{i:02d}\x00" for i, r in enumerate(rows["audit_events"])}
 
-    def rows(self, j: int, anchor: date) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
+            def blank(v: object, events: dict[str, str] = events) -> object:
+                if v == us:
+                    return _U
+                if not isinstance(v, str):
+                    return v
+                v = v.replace(nr, _N).replace(SENTINEL.isoformat(), _D)
+                for eid, mark in events.items():
+                    v = v.replace(eid, mark)
+                return v
+
+            self.rows.append({t: [tuple(blank(v) for v in r) for r in rs] for t, rs in rows.items()})
+
+    def rows_for(self, j: int, anchor: date, serial: int) -> dict[str, list[Row]]:
+        """Bundle ``serial`` (unique in the database: its event IDs derive from it)."""
         d = anchor.isoformat()
         at = local_instant(anchor, AT, ZONE)
-        nr, us = at.isoformat(), micros(at)
-        tid = self.wfs[j].template_id
-        bid = f"{tid}/{d}"
-        brow = (bid, tid, CREATED.isoformat(), None, 1, self.bundle[j].replace(_D, d))
-        trows: list[tuple[object, ...]] = [
-            (f"{bid}/step-{i:02d}", bid, us, 1, doc.replace(_D, d).replace(_N, nr))
-            for i, doc in enumerate(self.tasks[j])
-        ]
-        return brow, trows
+        nr, us = format_instant(at), micros(at)
+        marks = [(f"\x00E{i:02d}\x00", f"evt-{serial:024x}{i:08x}") for i in range(1 + TASKS)]
+
+        def fill(v: object) -> object:
+            if v == _U:
+                return us
+            if not isinstance(v, str) or "\x00" not in v:
+                return v
+            v = v.replace(_D, d).replace(_N, nr)
+            if "\x00E" in v:
+                for mark, eid in marks:
+                    v = v.replace(mark, eid)
+            return v
+
+        return {t: [tuple(fill(v) for v in r) for r in rs] for t, rs in self.rows[j].items()}
 
     def check(self, samples: Sequence[tuple[int, date]]) -> None:
-        """The generated rows are exactly what build_bundle() and the store's columns give."""
+        """The generated rows are what create_bundle writes, every column, but for the event
+        IDs and the hashes (random IDs; hashes over them)."""
+
+        def norm(rows: dict[str, list[Row]]) -> dict[str, list[Row]]:
+            return {t: [tuple(_HEX.sub("#", v) if isinstance(v, str) else v for v in r)
+                        for r in rs] for t, rs in rows.items()}
+
         for j, anchor in samples:
-            bundle, tasks = build_bundle(self.wfs[j], anchor, CREATED)
-            brow, trows = self.rows(j, anchor)
-            assert brow[0] == bundle.bundle_id and brow[3] == micros(bundle.next_reminder_at)
-            assert brow[5] == bundle.model_dump_json(), (j, anchor, "bundle doc differs")
-            for t, row in zip(tasks, trows, strict=True):
-                assert row[0] == t.task_id and row[1] == t.bundle_id
-                assert row[2] == micros(t.next_reminder_at), (t.task_id, "next_reminder_us")
-                assert row[4] == t.model_dump_json(), (t.task_id, "task doc differs")
+            real, made = norm(created_rows(self.wfs[j], anchor)), norm(self.rows_for(j, anchor, 0))
+            for t in real:
+                for a, b in zip(real[t], made[t], strict=True):
+                    assert a == b, (j, anchor, t, "generated row differs from create_bundle's",
+                                    [(x, y) for x, y in zip(a, b, strict=True) if x != y])
 
 
 def generate(path: Path, n: int, tpl: Templates) -> float:
@@ -179,29 +243,27 @@ def generate(path: Path, n: int, tpl: Templates) -> float:
     for s in statements:
         if s.startswith("CREATE TABLE"):
             db.execute(s)
-    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    sql = {t: f"INSERT INTO {t} VALUES ({', '.join('?' * w)})" if t != "tasks" else
+           f"INSERT INTO tasks (task_id, bundle_id, status, assignee, next_reminder_us, version, "
+           f"doc) VALUES ({', '.join('?' * w)})"
+           for t, w in (("bundles", 6), ("tasks", 7), ("audit_events", 6))}
 
-    def chunks() -> Iterator[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]:
-        for start in range(0, len(pairs), 1000):
-            bs, ts = [], []
-            for j, d in pairs[start:start + 1000]:
-                brow, trows = tpl.rows(j, TODAY + timedelta(days=d))
-                bs.append(brow)
-                ts += trows
-            yield bs, ts
-
-    for bs, ts in chunks():
-        db.executemany("INSERT INTO bundles (bundle_id, template_id, created_at, next_reminder_us,"
-                       " version, doc) VALUES (?, ?, ?, ?, ?, ?)", bs)
-        db.executemany("INSERT INTO tasks (task_id, bundle_id, next_reminder_us, version, doc)"
-                       " VALUES (?, ?, ?, ?, ?)", ts)
+    for start in range(0, len(pairs), 1000):
+        chunk: dict[str, list[Row]] = {t: [] for t in sql}
+        for serial, (j, d) in enumerate(pairs[start:start + 1000], start):
+            for t, rows in tpl.rows_for(j, TODAY + timedelta(days=d), serial).items():
+                chunk[t] += rows
+        for t, rows in chunk.items():
+            db.executemany(sql[t], rows)
     db.execute("COMMIT")
     for s in statements:  # indexes after the rows: a sorted build, much faster than per row
         if s.startswith("CREATE INDEX"):
             db.execute(s)
     due = db.execute("SELECT count(*) FROM tasks WHERE next_reminder_us <= ?", (micros(NOW),)).fetchone()[0]
     total = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
-    assert (due, total) == (DUE, n), (due, total)
+    events = db.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+    assert (due, total, events) == (DUE, n, n + n // TASKS), (due, total, events)
     db.execute("PRAGMA journal_mode=WAL")  # what the store uses; persistent in the file
     db.close()
     fsync_file(path)
@@ -243,8 +305,9 @@ class MemorySink:
 
 
 def bare_query(db: sqlite3.Connection) -> float:
+    t = micros(NOW)
     t0 = time.perf_counter()
-    rows = db.execute(BARE_SQL, (micros(NOW),)).fetchall()
+    rows = [row for sql in BARE_SQL for row in db.execute(sql, (t,)).fetchall()]
     elapsed = time.perf_counter() - t0
     assert len(rows) == DUE, len(rows)
     return elapsed
@@ -269,7 +332,7 @@ def full_scan(db: sqlite3.Connection) -> float:
 
 def store_find(store: SqliteStore) -> float:
     t0 = time.perf_counter()
-    found = store.due_for_reminders(NOW, 1_000)  # record_due's page size
+    found = store.due_for_reminders(NOW, 1_000).items  # record_due's page size
     elapsed = time.perf_counter() - t0
     assert len(found) == DUE and all(isinstance(r, Task) for r in found), len(found)
     return elapsed
@@ -312,7 +375,7 @@ def one_sweep(src: Path, work: Path, sync: str,
     assert len(report.delivered) == DUE and len(sink.payloads) == DUE, report.line()
     assert not report.failed and not report.retried and not report.skipped, report.line()
     del store.due_for_reminders  # the real method again, untimed
-    assert store.due_for_reminders(NOW, 10_000) == [], "a second sweep would find something"
+    assert store.due_for_reminders(NOW, 10_000).items == [], "a second sweep would find something"
     store.close()
     return {"find": sum(finds), "pages": len(finds), "record": t1 - t0, "deliver": t2 - t1, "sweep": t2 - t0,
             "recorded": len(report.recorded), "delivered": len(report.delivered)}
@@ -334,8 +397,9 @@ def measure(sizes: list[int], srcs: dict[int, Path], folder: Path,
         reads = folder / f"reads-{n}.db"
         fresh_copy(srcs[n], reads)
         plains[n] = sqlite3.connect(reads)
-        res[n]["plan"] = " / ".join(
-            r[3] for r in plains[n].execute("EXPLAIN QUERY PLAN " + BARE_SQL, (0,)))
+        res[n]["plan"] = "; ".join(
+            " / ".join(r[3] for r in plains[n].execute("EXPLAIN QUERY PLAN " + sql, (0,)))
+            for sql in BARE_SQL)
         bare_query(plains[n])
         stores[n] = SqliteStore(f"sqlite:///{reads}")
         store_find(stores[n])
@@ -415,9 +479,10 @@ def report(results: list[Results]) -> None:
         print()
 
     pages = results[-1]["FULL"][0]["pages"]
-    print(f"finding = due_for_reminders inside the sweep (fresh connection; {pages} calls: record_due "
-          f"reads pages of 1,000 until one is short); record_due includes it")
-    print(f"query plan of the bare query: {results[-1]['plan']}")
+    print(f"finding = due_for_reminders inside the sweep (fresh connection; {pages} call(s): "
+          f"record_due reads pages of 1,000 until the store says no more are due); record_due "
+          f"includes it")
+    print(f"query plans of the bare SQL (bundles; tasks): {results[-1]['plan']}")
     print()
     last = results[-1]
     for sync in ("FULL", "NORMAL"):

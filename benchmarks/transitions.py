@@ -2,19 +2,27 @@
 `transitions`' own ways of holding many tasks.
 
 Part 1, engine on sqlite. A store is seeded with 1k, 10k or 100k tasks (20-task bundles made
-by ``create_bundle``) and copied fresh for every run. An engine command loads the task, its
-bundle and the bundle's tasks, runs the shared machine (guards, effects), and commits the task
-and its audit event (and the bundle, when its stage or status moves: never for these
-commands) in one IMMEDIATE transaction. Two workloads run back to back on the same copy:
+by ``engine.create_bundle``) and copied fresh for every run. An engine command
+(``engine.fire_task`` / ``engine.assign_task``, each building a typed command for
+``engine.handle``) reads the task and its bundle, runs the shared machine (guards, effects),
+and commits, in one IMMEDIATE transaction, the task (version-conditional UPDATE) and the
+event that extends the task's own audit chain; a command that opens or closes a task also
+writes its bundle (open-task counts per phase, conditional on its version) and the bundle's
+event. Three timed workloads run back to back on the same copy:
 
 * lifecycle: ``fire_task`` start on K random tasks, then wait on the same K, then resume
-  (the same mix, 1/3 each, at every store size);
-* assign: ``assign_task`` on K random tasks.
+  (the same mix, 1/3 each, at every store size; no task opens or closes);
+* assign: ``assign_task`` on K random tasks;
+* close: ``fire_task`` complete on the same K tasks, then reopen (with a reason): each closes
+  or opens a task, so each writes the bundle too (and, when a phase's last open task closes,
+  a stage_change reminder). The proof ``complete`` needs is attached before, untimed.
 
 The baseline replays the same commands with plain ``sqlite3`` on a fresh copy of the same
-seeded file, same WAL and ``synchronous``: per command one IMMEDIATE transaction that UPDATEs
-the task row (doc, version, index columns; the doc is the task's JSON as the engine wrote it)
-and INSERTs the audit row the engine wrote (same doc, hash, sizes). Nothing is read.
+seeded file, same WAL and ``synchronous``: per command one IMMEDIATE transaction writing
+exactly the rows the engine's commit wrote (captured at the store's commit, serialised
+before timing): the version-conditional UPDATE of each record (``rowcount`` checked), then one
+``executemany`` INSERT per table (audit_events, reminders). Nothing is read. After the first
+repetition of each size and mode, the raw file is checked to hold exactly the engine's rows.
 
 Part 2, machines. N plain task objects (a ``task_id`` and a ``state``) are held, and the
 task spec's states and transitions (with the spec's guards and effects as conditions and
@@ -39,7 +47,7 @@ measured adds, and says so.
     python benchmarks/transitions.py            # full run (about 10 minutes, peak ~4.5 GB)
     python benchmarks/transitions.py --quick    # under a minute; says what it leaves out
     python benchmarks/transitions.py --profile  # also: time per SQL statement and cProfile
-                                                # of engine commands (sqlite, 10k tasks)
+                                                # of each workload (sqlite, 10k tasks)
 
 The machine is often shared: the load average is printed; engine numbers are the best of
 5 interleaved repetitions (1 with --quick), and CPU time is printed beside wall time.
@@ -56,9 +64,7 @@ import argparse
 import cProfile
 import functools
 import gc
-import io
 import os
-import pstats
 import random
 import resource
 import shutil
@@ -85,15 +91,8 @@ if str(ROOT) not in sys.path:
 
 from transitions import Machine  # noqa: E402
 
-from runtime.clock import FixedClock  # noqa: E402
-from runtime.content import Content  # noqa: E402
-from runtime.engine import (  # noqa: E402
-    Services,
-    assign_task,
-    build_bundle,
-    create_bundle,
-    fire_task,
-)
+from runtime import engine  # noqa: E402
+from runtime.engine import Services, build_bundle  # noqa: E402
 from runtime.machines import EFFECTS, GUARDS, Context, SpecMachine, machine  # noqa: E402
 from runtime.model import Task, WorkflowDefinition  # noqa: E402
 from runtime.store.sqlite import SqliteStore  # noqa: E402
@@ -113,12 +112,14 @@ QUICK_MACHINE_SIZES = {"Shared": 100_000, "PerTask": 1_000, "AddModel": 10_000}
 
 @functools.cache
 def _instantiate_bench() -> Any:
-    """benchmarks/instantiate.py, loaded by path (this folder is off sys.path, see above)."""
+    """benchmarks/instantiate.py, loaded by path (this folder is off sys.path, see above): the
+    definition, the raw-write helpers (capture, rows, replay, check) and the profile listing."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_instantiate", HERE / "instantiate.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
     spec.loader.exec_module(bench)
     return bench
 
@@ -131,9 +132,8 @@ def definition() -> WorkflowDefinition:
 
 
 def services(store: Any, wf: WorkflowDefinition) -> Services:
-    content = Content(root=Path("."), workflows={wf.template_id: wf})
-    return Services(store=store, clock=FixedClock(NOW), actor="bench",
-                    content_loader=lambda: content)
+    svc: Services = _instantiate_bench().services(store, wf, NOW)
+    return svc
 
 
 def url(path: Path) -> str:
@@ -150,7 +150,7 @@ def seed(folder: Path, n_tasks: int, wf: WorkflowDefinition) -> tuple[Path, list
     svc = services(store, wf)
     t0 = time.perf_counter()
     for i in range(n_tasks // TASKS_PER_BUNDLE):
-        create_bundle(svc, wf.template_id, START + timedelta(days=i))
+        engine.create_bundle(svc, wf.template_id, START + timedelta(days=i))
     elapsed = time.perf_counter() - t0
     store.close()
     db = sqlite3.connect(path)
@@ -160,124 +160,159 @@ def seed(folder: Path, n_tasks: int, wf: WorkflowDefinition) -> tuple[Path, list
     return path, ids, elapsed
 
 
+Cmd = tuple[str, str, dict[str, Any]]  # (what, task_id, keyword arguments)
+WORKLOADS = ("lifecycle", "assign", "close")
+SHAPES = {  # what one command of each workload writes, as the engine's capture must show
+    "lifecycle": {"UPDATE tasks": 1, "INSERT audit_events": 1},
+    "assign": {"UPDATE tasks": 1, "INSERT audit_events": 1},
+    "close": {"UPDATE tasks": 1, "UPDATE bundles": 1, "INSERT audit_events": 2},
+}
+"""``close`` may add a stage_change reminder and its event when a phase's last open task
+closes, and the bundle's status may move; the replay writes whatever the engine wrote."""
+
+
 @dataclass
 class Workload:
-    """The commands of one run: warm-up (untimed), lifecycle and assign (each timed)."""
+    """The segments of one run, in order: (name, timed, commands). Untimed: the warm-up and
+    the proof the close workload's ``complete`` needs."""
 
-    warm: list[str]
-    lifecycle: list[tuple[str, str]]  # (trigger, task_id)
-    assign: list[tuple[str, str]]  # (assignee, task_id)
+    segments: list[tuple[str, bool, list[Cmd]]]
+
+    def timed(self, name: str) -> list[Cmd]:
+        return next(cmds for n, _, cmds in self.segments if n == name)
+
+
+def _proof_for(task_id: str) -> Cmd:
+    """What satisfies the bench definition's one proof requirement of that task (see
+    instantiate.definition: a docs.example.com URL for every third step, else a comment)."""
+    i = int(task_id.rsplit("-", 1)[1])
+    if i % 3 == 0:
+        return ("attach_url", task_id, {"url": f"https://docs.example.com/evidence/{i}"})
+    return ("attach_comment", task_id, {"text": "Signed off by the second person"})
 
 
 def workload(ids: list[str], k: int, seed_: int = 7) -> Workload:
     rng = random.Random(seed_)
     picked = rng.sample(ids, k + WARM)
     warm, chosen = picked[:WARM], picked[WARM:]
-    lifecycle = [(trig, t) for trig in ("start", "wait", "resume") for t in chosen]
-    assign = [(f"user-{i % 7}", t) for i, t in enumerate(rng.choices(ids, k=k))]
-    return Workload(warm, lifecycle, assign)
+    lifecycle = [("fire", t, {"trigger": trig, **(WAIT_ARGS if trig == "wait" else {})})
+                 for trig in ("start", "wait", "resume") for t in chosen]
+    assign = [("assign", t, {"assignee": f"user-{i % 7}"})
+              for i, t in enumerate(rng.choices(ids, k=k))]
+    close = [("fire", t, {"trigger": trig, **({"reason": "reopened to redo a check"}
+                                              if trig == "reopen" else {})})
+             for trig in ("complete", "reopen") for t in chosen]
+    return Workload([
+        ("warm", False, [("assign", t, {"assignee": "warm-up"}) for t in warm]),
+        ("lifecycle", True, lifecycle),
+        ("assign", True, assign),
+        ("proof", False, [_proof_for(t) for t in chosen]),
+        ("close", True, close),
+    ])
+
+
+def _run_cmd(svc: Services, cmd: Cmd) -> None:
+    what, task_id, kw = cmd
+    if what == "fire":
+        kw = dict(kw)
+        engine.fire_task(svc, task_id, kw.pop("trigger"), **kw)
+    elif what == "assign":
+        engine.assign_task(svc, task_id, kw["assignee"])
+    elif what == "attach_url":
+        engine.attach_url(svc, task_id, kw["url"])
+    else:
+        engine.attach_comment(svc, task_id, kw["text"])
 
 
 Timing = dict[str, tuple[float, float]]  # workload -> (wall s, CPU s)
 
 
 def engine_run(path: Path, sync: str, wl: Workload,
-               wrap: Callable[[SqliteStore], Callable[[], None]] | None = None) -> Timing:
-    """Warm-up, then the timed lifecycle and assign commands. ``wrap`` (profiling only) gets
-    the open store and returns what to call when the timed part begins."""
+               wrap: Callable[[SqliteStore], Callable[[bool], None]] | None = None,
+               profiles: dict[str, cProfile.Profile] | None = None,
+               ) -> tuple[Timing, dict[str, list[Any]]]:
+    """Every segment in order, the timed ones timed; returns the timings and, per segment, the
+    writes the engine committed (captured at the store's commit, one per command). ``wrap``
+    (profiling only) gets the open store and returns what to call with True when a timed
+    segment begins and False when an untimed one does; ``profiles`` (profiling only) holds a
+    cProfile per timed segment, enabled around it."""
     store = SqliteStore(url(path), synchronous=sync)
-    begin = wrap(store) if wrap is not None else None
+    timing = wrap(store) if wrap is not None else None
+    cap = _instantiate_bench().Capture(store)
     svc = services(store, definition())
-    for t in wl.warm:
-        assign_task(svc, t, "warm-up")
-    if begin is not None:
-        begin()
-    out = {}
-    gc.collect()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for trig, t in wl.lifecycle:
-        if trig == "wait":
-            fire_task(svc, t, trig, **WAIT_ARGS)
-        else:
-            fire_task(svc, t, trig)
-    out["lifecycle"] = (time.perf_counter() - t0, time.process_time() - c0)
-    gc.collect()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for who, t in wl.assign:
-        assign_task(svc, t, who)
-    out["assign"] = (time.perf_counter() - t0, time.process_time() - c0)
+    out: Timing = {}
+    writes: dict[str, list[Any]] = {}
+    for name, timed, cmds in wl.segments:
+        if timing is not None:
+            timing(timed)
+        n0 = len(cap.log)
+        prof = (profiles or {}).get(name) if timed else None
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        if prof is not None:
+            prof.enable()
+        for cmd in cmds:
+            _run_cmd(svc, cmd)
+        if prof is not None:
+            prof.disable()
+        if timed:
+            out[name] = (time.perf_counter() - t0, time.process_time() - c0)
+        writes[name] = cap.log[n0:]
+        if len(writes[name]) != len(cmds):
+            raise SystemExit(f"{name}: {len(cmds)} commands made {len(writes[name])} commits; "
+                             "the raw replay assumes one write per command")
     store.close()
-    return out
+    return out, writes
 
 
 @dataclass
 class Replay:
-    """What raw sqlite3 writes, taken from the engine's own output: per command the task row
-    (doc as the engine last wrote it for that task, with the command's version) and the audit
-    row (exactly as the engine wrote it)."""
+    """What raw sqlite3 writes: per segment, per command, exactly the rows the engine wrote
+    (serialised before timing)."""
 
-    warm: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=list)
-    lifecycle: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=list)
-    assign: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=list)
-    task_doc_bytes: float = 0.0
-    event_doc_bytes: float = 0.0
+    segments: list[tuple[str, bool, list[Any]]] = field(default_factory=list)
+    rows: dict[str, float] = field(default_factory=dict)  # workload -> rows per command
+    doc_bytes: dict[str, float] = field(default_factory=dict)  # workload -> doc bytes per command
+    shapes: dict[str, str] = field(default_factory=dict)  # workload -> what one command writes
 
 
-def replay_from(seed_path: Path, engine_path: Path, wl: Workload) -> Replay:
-    db = sqlite3.connect(seed_path)
-    seq0 = db.execute("SELECT coalesce(max(seq), 0) FROM audit_events").fetchone()[0]
-    db.close()
-    db = sqlite3.connect(engine_path)
-    events = db.execute(
-        "SELECT seq, event_id, entity_id, hash, doc FROM audit_events WHERE seq > ? ORDER BY seq",
-        (seq0,),
-    ).fetchall()
-    rows = {r[0]: r[1:] for r in db.execute(
-        "SELECT task_id, bundle_id, next_reminder_us, doc FROM tasks")}
-    db.close()
-    n_cmds = len(wl.warm) + len(wl.lifecycle) + len(wl.assign)
-    if len(events) != n_cmds or any(e[2] not in rows for e in events):
-        raise SystemExit(f"expected one task audit event per command ({n_cmds}), the engine "
-                         f"wrote {len(events)}; the raw replay would not match")
-    versions: dict[str, int] = {}
-    cmds = []
-    for seq, event_id, entity, hash_, doc in events:
-        bundle_id, next_us, tdoc = rows[entity]
-        old = versions.get(entity, 1)
-        versions[entity] = old + 1
-        cmds.append(((bundle_id, next_us, old + 1, tdoc, entity, old),
-                     (seq, event_id, entity, hash_, doc)))
-    w, lc = len(wl.warm), len(wl.lifecycle)
-    rep = Replay(cmds[:w], cmds[w:w + lc], cmds[w + lc:])
-    rep.task_doc_bytes = sum(len(c[0][3]) for c in cmds[w:]) / len(cmds[w:])
-    rep.event_doc_bytes = sum(len(c[1][4]) for c in cmds[w:]) / len(cmds[w:])
+def replay_from(wl: Workload, writes: dict[str, list[Any]]) -> Replay:
+    bench = _instantiate_bench()
+    rep = Replay()
+    for name, timed, _ in wl.segments:
+        cmds = [bench.raw_command(c) for c in writes[name]]
+        rep.segments.append((name, timed, cmds))
+        if not timed:
+            continue
+        want = SHAPES[name]
+        counts: dict[str, int] = {}
+        for c in cmds:
+            got = c.tables()
+            if any(got.get(k, 0) < v for k, v in want.items()) or (
+                    name != "close" and got != want):
+                raise SystemExit(f"{name}: a command wrote {got}, expected {want}; update the "
+                                 "benchmark's description of the workload")
+            for k, v in got.items():
+                counts[k] = counts.get(k, 0) + v
+        n = len(cmds)
+        rep.rows[name] = sum(c.rows() for c in cmds) / n
+        rep.doc_bytes[name] = sum(len(p[-3]) for c in cmds for _, p in c.updates) / n + sum(
+            len(r[-1]) for c in cmds for _, rows in c.inserts for r in rows) / n
+        rep.shapes[name] = " + ".join(f"{v / n:.3f} {k}" if v % n else f"{v // n} {k}"
+                                      for k, v in counts.items())
     return rep
 
 
-UPDATE_SQL = ("UPDATE tasks SET bundle_id = ?, next_reminder_us = ?, version = ?, doc = ? "
-              "WHERE task_id = ? AND version = ?")
-INSERT_SQL = "INSERT INTO audit_events (seq, event_id, entity_id, hash, doc) VALUES (?, ?, ?, ?, ?)"
-
-
 def raw_run(path: Path, sync: str, rep: Replay) -> Timing:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={sync}")
-    ex = db.execute
-
-    def play(cmds: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> tuple[float, float]:
+    bench = _instantiate_bench()
+    db = bench.raw_connect(path, sync)
+    out: Timing = {}
+    for name, timed, cmds in rep.segments:
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
-        for upd, ins in cmds:
-            ex("BEGIN IMMEDIATE")
-            if ex(UPDATE_SQL, upd).rowcount != 1:
-                raise SystemExit(f"raw replay: task {upd[4]} is not at version {upd[5]}")
-            ex(INSERT_SQL, ins)
-            ex("COMMIT")
-        return time.perf_counter() - t0, time.process_time() - c0
-
-    play(rep.warm)
-    out = {"lifecycle": play(rep.lifecycle), "assign": play(rep.assign)}
+        bench.raw_play(db, cmds)
+        if timed:
+            out[name] = (time.perf_counter() - t0, time.process_time() - c0)
     db.close()
     return out
 
@@ -290,11 +325,11 @@ class EngineResult:
     seed_s: float
     engine: dict[str, list[tuple[float, float]]]
     raw: dict[str, list[tuple[float, float]]]
-    task_doc_bytes: float
-    event_doc_bytes: float
+    replay: Replay
+    checked: list[str]
 
     def commands(self, wl: str) -> int:
-        return 3 * self.k if wl == "lifecycle" else self.k
+        return {"lifecycle": 3 * self.k, "close": 2 * self.k}.get(wl, self.k)
 
     def best(self, who: str, wl: str) -> tuple[float, float]:
         """(wall, CPU) seconds of the repetition with the least wall time."""
@@ -315,26 +350,31 @@ def measure_engine(folder: Path, n_tasks: int, k: int, reps: int, syncs: tuple[s
     wl = workload(ids, k)
     out = []
     for sync in syncs:
-        eng: dict[str, list[tuple[float, float]]] = {"lifecycle": [], "assign": []}
-        raw: dict[str, list[tuple[float, float]]] = {"lifecycle": [], "assign": []}
+        eng: dict[str, list[tuple[float, float]]] = {w: [] for w in WORKLOADS}
+        raw: dict[str, list[tuple[float, float]]] = {w: [] for w in WORKLOADS}
         rep = Replay()
+        problems: list[str] = []
         for r in range(reps):  # interleaved, so drift hits both alike
             e_path = folder / f"engine-{n_tasks}-{sync}-{r}.db"
             shutil.copyfile(seed_path, e_path)
-            for key, v in engine_run(e_path, sync, wl).items():
+            times, writes = engine_run(e_path, sync, wl)
+            for key, v in times.items():
                 eng[key].append(v)
-            rep = replay_from(seed_path, e_path, wl)
-            _unlink(e_path)
+            rep = replay_from(wl, writes)
+            del writes
             r_path = folder / f"raw-{n_tasks}-{sync}-{r}.db"
             shutil.copyfile(seed_path, r_path)
             for key, v in raw_run(r_path, sync, rep).items():
                 raw[key].append(v)
+            if r == 0:  # the raw file must now hold exactly what the engine's holds
+                problems = _instantiate_bench().same_rows(e_path, r_path)
+            _unlink(e_path)
             _unlink(r_path)
-        res = EngineResult(n_tasks, sync, k, seed_s, eng, raw, rep.task_doc_bytes,
-                           rep.event_doc_bytes)
+        res = EngineResult(n_tasks, sync, k, seed_s, eng, raw, rep, problems)
         out.append(res)
-        log(f"  {sync}: lifecycle engine/raw {res.best('raw', 'lifecycle')[0] / res.best('engine', 'lifecycle')[0]:.2f}, "
-            f"assign {res.best('raw', 'assign')[0] / res.best('engine', 'assign')[0]:.2f}")
+        log(f"  {sync}: engine/raw " + ", ".join(
+            f"{w} {res.best('raw', w)[0] / res.best('engine', w)[0]:.2f}" for w in WORKLOADS)
+            + ("" if not problems else f"; RAW CHECK FAILED: {problems}"))
     _unlink(seed_path)
     return out
 
@@ -357,48 +397,64 @@ class _TimedConnection:
         self._db = db
         self.wall: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.active = False
 
-    def reset(self) -> None:
-        self.wall.clear()
-        self.calls.clear()
+    def timing(self, on: bool) -> None:
+        """Count statements (True) or pass them through uncounted (False)."""
+        self.active = on
 
     def execute(self, sql: str, args: Any = ()) -> _TimedCursor:
         t0 = time.perf_counter()
         cur = self._db.execute(sql, args)
         rows = cur.fetchall()
         dt = time.perf_counter() - t0
+        if not self.active:
+            return _TimedCursor(rows, cur.rowcount)
         key = " ".join(sql.split()[:4])
         key = key.split(" WHERE")[0][:44]
         self.wall[key] = self.wall.get(key, 0.0) + dt
         self.calls[key] = self.calls.get(key, 0) + 1
         return _TimedCursor(rows, cur.rowcount)
 
+    def executemany(self, sql: str, rows: Any) -> _TimedCursor:
+        t0 = time.perf_counter()
+        cur = self._db.executemany(sql, rows)
+        dt = time.perf_counter() - t0
+        if not self.active:
+            return _TimedCursor([], cur.rowcount)
+        key = ("executemany " + " ".join(sql.split()[:3]))[:44]
+        self.wall[key] = self.wall.get(key, 0.0) + dt
+        self.calls[key] = self.calls.get(key, 0) + 1
+        return _TimedCursor([], cur.rowcount)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
 
 
-def _time_statements(store: SqliteStore, out: list[_TimedConnection]) -> Callable[[], None]:
+def _time_statements(store: SqliteStore, out: list[_TimedConnection]) -> Callable[[bool], None]:
     out.append(_TimedConnection(store._db))
     store._db = out[-1]  # type: ignore[assignment]
-    return out[-1].reset
+    return out[-1].timing
 
 
 def profile_engine(folder: Path, n_tasks: int, k: int, top: int = 15) -> None:
     """Where an engine command's wall time goes (per SQL statement, the rest is Python), then
-    cProfile of the same workloads on sqlite FULL."""
+    cProfile of each timed workload on sqlite FULL, its top functions inside runtime/."""
     wf = definition()
     seed_path, ids, _ = seed(folder, n_tasks, wf)
     wl = workload(ids, k)
-    n = len(wl.lifecycle) + len(wl.assign)
-    print(f"engine on sqlite, {n_tasks:,} tasks, {n:,} timed commands (lifecycle + assign), "
-          f"wall time per command by statement (fetch included; the rest is Python):")
+    counts = {name: len(cmds) for name, timed, cmds in wl.segments if timed}
+    n = sum(counts.values())
+    print(f"engine on sqlite, {n_tasks:,} tasks, {n:,} timed commands ("
+          + " + ".join(f"{c:,} {w}" for w, c in counts.items())
+          + "), wall time per command by statement (fetch included; the rest is Python):")
     print()
     rows = []
     for sync in ("FULL", "NORMAL"):
         path = folder / f"profile-{sync}.db"
         shutil.copyfile(seed_path, path)
         timed: list[_TimedConnection] = []
-        times = engine_run(path, sync, wl, functools.partial(_time_statements, out=timed))
+        times, _ = engine_run(path, sync, wl, functools.partial(_time_statements, out=timed))
         _unlink(path)
         tc = timed[0]
         total = sum(w for w, _ in times.values())
@@ -406,7 +462,7 @@ def profile_engine(folder: Path, n_tasks: int, k: int, top: int = 15) -> None:
         for key in sorted(tc.wall, key=lambda q: -tc.wall[q]):
             per = tc.wall[key] / n
             sql_total += per
-            rows.append((sync, key, f"{tc.calls[key] / n:.1f}", f"{per * 1e6:,.0f}"))
+            rows.append((sync, key, f"{tc.calls[key] / n:.2f}", f"{per * 1e6:,.0f}"))
         cpu = sum(c for _, c in times.values()) / n
         rows.append((sync, "Python and the rest (total - statements)", "",
                      f"{(total / n - sql_total) * 1e6:,.0f}"))
@@ -416,22 +472,16 @@ def profile_engine(folder: Path, n_tasks: int, k: int, top: int = 15) -> None:
     print()
     path = folder / "profile.db"
     shutil.copyfile(seed_path, path)
-    prof = cProfile.Profile()
-    prof.enable()
-    times = engine_run(path, "FULL", wl)
-    prof.disable()
+    profiles = {w: cProfile.Profile() for w in counts}
+    times, _ = engine_run(path, "FULL", wl, profiles=profiles)
     _unlink(path)
     _unlink(seed_path)
-    wall = sum(w for w, _ in times.values())
-    print(f"cProfile, engine on sqlite FULL, {n_tasks:,} tasks, {n:,} timed commands "
-          f"(+{WARM} warm-up and the store's opening), {wall / n * 1e6:,.0f} us per command "
-          f"under the profiler")
-    for order in ("cumulative", "tottime"):
-        buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(order).print_stats(top)
-        text = buf.getvalue()
-        text = text[text.index("   Ordered by"):] if "   Ordered by" in text else text
-        print(text.rstrip())
+    for w, prof in profiles.items():
+        wall = times[w][0]
+        print(f"cProfile, engine on sqlite FULL, {n_tasks:,} tasks, workload {w}: {counts[w]:,} "
+              f"commands, {wall / counts[w] * 1e6:,.0f} us per command under the profiler")
+        print()
+        _instantiate_bench().hotspots(prof, counts[w], "command", top, wall)
         print()
 
 
@@ -737,7 +787,7 @@ def us(seconds: float, n: int) -> str:
 def report_engine(results: list[EngineResult]) -> None:
     rows = []
     for r in results:
-        for wl in ("lifecycle", "assign"):
+        for wl in WORKLOADS:
             n = r.commands(wl)
             (rw, rc), (ew, ec) = r.best("raw", wl), r.best("engine", wl)
             spread = max(max(t[0] for t in ts) / min(t[0] for t in ts) - 1
@@ -748,9 +798,22 @@ def report_engine(results: list[EngineResult]) -> None:
     table(("tasks", "sync", "workload", "cmds", "raw cmd/s", "engine cmd/s", "engine/raw",
            "raw us", "engine us", "diff us", "raw CPU us", "engine CPU us", "spread"), rows)
     r0 = results[0]
-    print(f"(per command: wall and CPU us, best repetition; spread = slowest vs best repetition, "
-          f"worse of raw and engine; payload per command: task doc {r0.task_doc_bytes:,.0f} B + "
-          f"audit doc {r0.event_doc_bytes:,.0f} B)")
+    print("(per command: wall and CPU us, best repetition; spread = slowest vs best repetition, "
+          "worse of raw and engine)")
+    print(f"(what raw writes per command, in one IMMEDIATE transaction, at {r0.n_tasks:,} tasks "
+          f"{r0.sync}: exactly the engine's rows, serialised before timing; nothing is read)")
+    for wl in WORKLOADS:
+        print(f"  {wl:<9}: {r0.replay.shapes[wl]} = {r0.replay.rows[wl]:.3f} rows, "
+              f"{r0.replay.doc_bytes[wl]:,.0f} B of docs")
+    bad = [(r, p) for r in results for p in r.checked]
+    if bad:
+        print("RAW CHECK FAILED: after the first repetition the raw file does not hold what the "
+              "engine's holds, so these ratios are not comparable:")
+        for r, p in bad:
+            print(f"  {r.n_tasks:,} {r.sync}: {p}")
+    else:
+        print("(checked after the first repetition of each size and mode: the raw file's bundles, "
+              "tasks, reminders and audit_events equal the engine's, every column)")
 
 
 def verdict_engine(results: list[EngineResult]) -> None:
@@ -761,7 +824,7 @@ def verdict_engine(results: list[EngineResult]) -> None:
     print(f"goal: the store's default synchronous is FULL: it is {sync_default} -> "
           f"{'met' if sync_default == 'FULL' else 'NOT met'}")
     for r in results:
-        for wl in ("lifecycle", "assign"):
+        for wl in WORKLOADS:
             ratio = r.best("raw", wl)[0] / r.best("engine", wl)[0]
             print(f"goal: engine >= 0.50 x raw, {r.n_tasks:>7,} tasks, {r.sync:<6} {wl:<9}: "
                   f"{ratio:.2f} -> {'met' if ratio >= 0.5 else 'NOT met'}")
@@ -769,7 +832,7 @@ def verdict_engine(results: list[EngineResult]) -> None:
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         for sync in ("FULL", "NORMAL"):
-            for wl in ("lifecycle", "assign"):
+            for wl in WORKLOADS:
                 at = {r.n_tasks: r for r in results if r.sync == sync}
                 if lo not in at or hi not in at:
                     continue
@@ -858,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     quick = args.quick
     reps = 1 if quick else 5
-    k = 100 if quick else 300  # lifecycle: 3k commands, assign: k commands
+    k = 100 if quick else 300  # lifecycle: 3k commands, assign: k, close: 2k
     engine_sizes = (1_000, 10_000) if quick else SIZES
     sample = 5_000 if quick else 20_000
     min_triggers = 20_000 if quick else 120_000
@@ -875,8 +938,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         if not args.skip_engine:
             with section(
-                f"engine: commands/s on sqlite against raw sqlite3 doing the same two writes "
-                f"per transaction; {TASKS_PER_BUNDLE}-task bundles, WAL, best of {reps}, "
+                f"engine: commands/s on sqlite against raw sqlite3 doing the same writes per "
+                f"transaction; {TASKS_PER_BUNDLE}-task bundles, WAL, best of {reps}, "
                 f"db folder {folder} ({mount_of(folder)})"
             ):
                 results: list[EngineResult] = []
