@@ -71,23 +71,23 @@ class LocalArtifactStore:
 
 
 def artifacts_for_store(store_url: str) -> LocalArtifactStore:
-    """The default artifact folder: beside the SQLite file, or a temp folder for memory://."""
+    """The default artifact folder (DESIGN.md): beside the SQLite file, else ./artifacts."""
     if store_url.startswith("sqlite:///"):
         from runtime.store.sqlite import path_from_url
 
         db, _ = path_from_url(store_url)
         return LocalArtifactStore(Path(db).parent / f"{Path(db).name}.artifacts")
-    return LocalArtifactStore(Path(tempfile.gettempdir()) / "dataops-artifacts")
+    return LocalArtifactStore("artifacts")
 
 
 def read_upload(path: str) -> tuple[bytes, str, str]:
     """Read a file the user attaches: (bytes, original filename, content type)."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--file {path}: no such file; give the path of a file to attach")
+        raise InputError(f"file {path}: no such file; give the path of a file to attach")
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise InputError(f"--file {path}: cannot read it: {e.strerror}") from None
+        raise InputError(f"file {path}: cannot read it: {e.strerror}") from None
     content_type = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
     return data, p.name, content_type

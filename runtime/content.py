@@ -306,7 +306,8 @@ def load_content(root: str | Path) -> Content:
     root = Path(root)
     if not root.is_dir():
         raise InputError(
-            f"content folder {root} does not exist; pass --content DIR or set DATAOPS_CONTENT"
+            f"content folder {root} does not exist; point the runtime at the folder that holds "
+            "workflows/ and docs/"
         )
     content = Content(root=root)
     broken_docs = _load_documents(content)

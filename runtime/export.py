@@ -25,6 +25,7 @@ from runtime.model import (
     Bundle,
     Record,
     Reminder,
+    Seal,
     Task,
     format_instant,
 )
@@ -55,6 +56,8 @@ ENTITIES = [
     EntitySpec("assistant_job", "assistant_jobs.jsonl", AssistantJob, "assistant_job_id", False),
     EntitySpec("reminder", "reminders.jsonl", Reminder, "reminder_id"),
     EntitySpec("audit_event", "audit_events.jsonl", AuditEvent, "event_id"),
+    # seals name chain heads as they were, so they may name an entity removed since
+    EntitySpec("seal", "seals.jsonl", Seal, "seal_id"),
 ]
 BY_TYPE = {e.entity_type: e for e in ENTITIES}
 
@@ -242,7 +245,7 @@ def _check_chains(records: dict[str, list[Record]]) -> list[str]:
         chains.setdefault(event.entity_id, []).append(event)
     problems = []
     for spec in ENTITIES:
-        if spec.entity_type == "audit_event":
+        if spec.entity_type in ("audit_event", "seal"):
             continue
         for rec in records[spec.entity_type]:
             rid = getattr(rec, spec.id_field)

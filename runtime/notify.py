@@ -32,7 +32,7 @@ class DeliveryError(DataopsError):
 
 def payload_of(reminder: Reminder) -> dict[str, Any]:
     body = reminder.to_json()
-    for internal in ("deliver_after", "version", "last_error"):
+    for internal in ("deliver_after", "version", "last_error", "audit_seq", "audit_hash"):
         body.pop(internal, None)
     body["idempotency_key"] = reminder.reminder_id
     return body

@@ -16,7 +16,7 @@ from typing import Any
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork
 from runtime.errors import AuditChainBroken, ConflictError
-from runtime.model import ENTITY_KINDS, AuditEvent, Seal, format_instant, kind_of, record_id
+from runtime.model import ENTITY_KINDS, AuditEvent, Seal, format_instant, kind_of, new_id, record_id
 from runtime.rules.audit import merkle_root, state_hash, verify_entity
 from runtime.store.base import Store
 
@@ -39,7 +39,8 @@ def _heads(snap: Any) -> dict[str, tuple[str, int, str, str]]:
 def verify(store: Store) -> VerifyReport:
     """Check every chain (edited, removed, reordered or truncated events; a record edited in
     place; events whose record is gone) and, against the latest seal, entities removed with
-    all their events.
+    all their events or sealed events rewritten. A record that cannot be read is named as such,
+    not as removed.
 
     :raises AuditChainBroken: listing every problem, each naming the entity and event.
     """
@@ -47,29 +48,53 @@ def verify(store: Store) -> VerifyReport:
     events_seen = 0
     with store.snapshot() as snap:
         heads = _heads(snap)
+        seals = list(snap.scan(Seal))
+        seal = max(seals, key=lambda x: (x.at, x.seal_id)) if seals else None
+        sealed = {i: (seq, h) for _, i, seq, h in seal.heads} if seal else {}
+        unreadable = dict(store.quarantined)
         chained: set[str] = set()
         for entity_id, group in groupby(snap.scan(AuditEvent), key=lambda e: e.entity_id):
             events = list(group)
             events_seen += len(events)
             chained.add(entity_id)
+            if entity_id in unreadable:
+                continue
             head = heads.get(entity_id)
             entity_type = head[0] if head else events[0].entity_type
             problems += verify_entity(entity_type, entity_id, head and head[1:], events)
+            if entity_id in sealed:
+                problems += _sealed_event(entity_type, entity_id, sealed[entity_id], events, seal)
     for entity_id, (entity_type, seq, _, _) in heads.items():
         if entity_id not in chained:
             problems += verify_entity(entity_type, entity_id, (seq, "", ""), [])
-    seal = store.latest_seal()
+    problems += [f"record {rid} cannot be read (quarantined: {why}); its chain is not checked"
+                 for rid, why in unreadable.items()]
     if seal is not None:
-        problems += _against_seal(seal, heads)
+        problems += _against_seal(seal, heads, unreadable)
     if problems:
         raise AuditChainBroken(problems)
     return VerifyReport(len(heads), events_seen, seal)
 
 
-def _against_seal(seal: Seal, heads: dict[str, tuple[str, int, str, str]]) -> list[str]:
+def _sealed_event(entity_type: str, entity_id: str, sealed: tuple[int, str],
+                  events: list[AuditEvent], seal: Any) -> list[str]:
+    seq, sealed_hash = sealed
+    if seq <= len(events) and seq and events[seq - 1].hash != sealed_hash:
+        return [f"{entity_type} {entity_id}: event #{seq} is not the one sealed in "
+                f"{seal.seal_id}: the chain was rewritten after the seal"]
+    return []
+
+
+def _against_seal(seal: Seal, heads: dict[str, tuple[str, int, str, str]],
+                  unreadable: dict[str, str]) -> list[str]:
     problems = []
+    if merkle_root(seal.heads) != seal.root:
+        problems.append(f"seal {seal.seal_id}: its heads no longer give its root {seal.root}: "
+                        "the seal was edited")
     for entity_type, entity_id, seq, _ in seal.heads:
         now = heads.get(entity_id)
+        if entity_id in unreadable:
+            continue
         if now is None:
             problems.append(f"{entity_type} {entity_id}: sealed at event #{seq} on "
                             f"{format_instant(seal.at)} ({seal.seal_id}) but is gone with all "
@@ -92,7 +117,7 @@ def seal(svc: Services, *, seal_id: str | None = None) -> Seal:
     ``seal_id`` (the scheduler's daily one) a seal that exists already is returned as is."""
     heads = sorted(_current_heads(svc))
     uow = UnitOfWork(svc)
-    made = Seal(seal_id=seal_id or f"seal-{format_instant(uow.now)}", at=uow.now,
+    made = Seal(seal_id=seal_id or f"seal-{format_instant(uow.now)}-{new_id('s')[2:10]}", at=uow.now,
                 root=merkle_root(heads), count=len(heads), heads=heads, created_by=uow.actor)
     uow.changes.creates.append(made)  # a seal is its own record: no chain of its own
     try:

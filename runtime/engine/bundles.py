@@ -159,6 +159,9 @@ def _publish(svc: Services, planned: Bundle, extra: Sequence[Firing]) -> BundleV
     tasks = svc.store.tasks_of(planned.bundle_id)
     if stored.status != BundleStatus.CREATING:
         return BundleView(stored, tasks)
+    if len(tasks) != sum(p.open_tasks for p in planned.phases):
+        raise ConflictError(planned.bundle_id, f"{len(tasks)} of its tasks are written; "
+                            "creating it again completes it")
     uow = UnitOfWork(svc)
     ctx = Context(record=stored, now=uow.now, actor=uow.actor)
     state = machine("bundle").fire(stored.status, "publish", ctx, stored.bundle_id)
@@ -261,7 +264,8 @@ def _cancel_chunk(svc: Services, cmd: CancelBundle) -> BundleView:
     machine("bundle").fire(bundle.status, "cancel", ctx, cmd.bundle_id)  # raises if refused
     tasks = svc.store.tasks_of(cmd.bundle_id)
     open_tasks = [t for t in tasks if t.status.is_open]
-    room = (svc.store.max_items - 4) // 2 if svc.store.max_items else len(open_tasks)
+    # a chunk: per task its update and event; the bundle's update and event; a stage_change
+    room = max(1, (svc.store.max_items - 4) // 2) if svc.store.max_items else len(open_tasks)
     chunk, last = open_tasks[:room], len(open_tasks) <= room
     delta: dict[str, int] = {}
     done = {}

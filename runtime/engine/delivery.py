@@ -50,18 +50,25 @@ def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
     policy = policy or RetryPolicy()
     while True:
         page = svc.store.pending_deliveries(now, limit)
-        leases = [UnitOfWork(svc, now) for _ in page]
+        # a lease that ran out with every attempt spent: the deliveries never finished (a
+        # daemon died in them each time); it fails now instead of being leased forever
+        spent = [r for r in page if r.attempts >= policy.max_attempts]
+        fresh = [r for r in page if r.attempts < policy.max_attempts]
+        leases = [UnitOfWork(svc, now) for _ in fresh]
         claims = [u.touch(r, {"deliver_after": now + policy.lease, "attempts": r.attempts + 1},
-                          bump=True) for u, r in zip(leases, page, strict=True)]
+                          bump=True) for u, r in zip(leases, fresh, strict=True)]
         won = commit_batched(svc, leases)
         claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
         outcomes = [_settle_delivery(svc, c, _deliver(sinks, payload_of(c)), now, policy)
                     for c in claimed]
+        outcomes += [_settle_delivery(svc, r, f"{r.attempts} delivery attempts never finished "
+                                      "(did a daemon die while delivering it?)", now, policy)
+                     for r in spent]
         written = commit_batched(svc, [uow for uow, _, _ in outcomes])
         for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
             if ok:  # else the lease ran out and another daemon settles it
                 getattr(report, bucket).append(done)
-        if len(page) < limit or not claimed:
+        if len(page) < limit or not (claimed or spent):
             return report
 
 

@@ -115,8 +115,10 @@ def record_due(svc: Services, now: datetime, *, limit: int = 1_000,
     report = report or SweepReport()
     bundles = _Bundles(svc)
     seen: set[str] = set()  # a record that lost every retry is left for the next sweep
+    cursor: str | None = None  # pages on past what was skipped: nothing starves behind it
     while True:
-        page = svc.store.due_for_reminders(now, limit)
+        page = svc.store.due_for_reminders(now, limit, cursor=cursor)
+        cursor = page.next_cursor
         records = [r for r in page.items if r.id not in seen]
         seen.update(r.id for r in records)
         report.found += len(records)
@@ -141,14 +143,29 @@ def _record_unit(svc: Services, rec: Task | Bundle, bundles: _Bundles, now: date
         return None
     uow = UnitOfWork(svc, now)
     uow.remember(bundle)
-    for firing in _due(rec, bundle, now):
+    due, upto = _within_limit(_due(rec, bundle, now), now, svc.store.max_items)
+    for firing in due:
         if svc.store.find(Reminder, firing.reminder_id) is not None:
             report.skipped += 1
             continue
         reminder = reminder_of(firing, now)
         uow.create(reminder, firing.summary + (" (late)" if reminder.late else ""), action="record")
-    uow.touch(rec, {"reminder_cursor": now})
+    uow.touch(rec, {"reminder_cursor": upto})
     return rec, uow
+
+
+def _within_limit(due: list[Firing], now: datetime, limit: int | None
+                  ) -> tuple[list[Firing], datetime]:
+    """The firings one write can record (each a reminder and its event, plus the cursor) and
+    the cursor that write may move to: all of them and ``now``, or the oldest instants that fit
+    and the last of those (the rest go in the next sweep, never skipped)."""
+    room = (limit - 1) // 2 if limit else len(due)
+    if len(due) <= room:
+        return due, now
+    due = sorted(due, key=lambda f: f.fire_at)
+    cut = due[room].fire_at  # never split one instant's firings across two writes
+    taken = [f for f in due if f.fire_at < cut] or due[:room]
+    return taken, taken[-1].fire_at
 
 
 def _resume_creation(svc: Services, bundle: Bundle) -> None:
@@ -218,7 +235,8 @@ def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = No
     """Instantiate the bundle of each schedule trigger's latest firing, once."""
     report = report or SweepReport()
     for wf, firing, _ in _schedule_firings(svc, now):
-        if svc.store.find(Bundle, firing.entity_id) is None:
+        existing = svc.store.find(Bundle, firing.entity_id)
+        if existing is None or existing.status == BundleStatus.CREATING:  # new, or a crash's
             view = fire_schedule(svc, wf.template_id, firing.fire_at)
             if view.created:
                 report.bundles_created.append(view.bundle.bundle_id)

@@ -176,9 +176,14 @@ class Store(Protocol):
     def audit_events(self, entity_id: str) -> list[AuditEvent]:
         """The audit chain of one entity, in seq order."""
 
-    def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
-        """Tasks and bundles whose ``next_reminder_at`` is at or before ``at`` (indexed),
-        oldest first; ``next_cursor`` is non-None when more rows were due than ``limit``."""
+    def due_for_reminders(self, at: datetime, limit: int,
+                          cursor: str | None = None) -> Page[Task | Bundle]:
+        """Tasks and bundles whose ``next_reminder_at`` is at or before ``at`` (indexed), by
+        (``next_reminder_at``, ID), after ``cursor``; ``next_cursor`` is non-None when more
+        were due than ``limit``.
+
+        :raises InputError: a cursor this store did not give.
+        """
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
         """Reminders whose ``deliver_after`` is at or before ``at`` (indexed), oldest first."""
@@ -262,7 +267,21 @@ def scan_key(rec: Record) -> tuple[Any, ...]:
 
 
 def due_key(rec: Task | Bundle) -> tuple[Any, ...]:
-    return (rec.next_reminder_at, rec.id)
+    """A record's place in the due index: (``next_reminder_at`` in microseconds, ID)."""
+    return (micros(rec.next_reminder_at), rec.id)
+
+
+def due_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """The due-index position a cursor names.
+
+    :raises InputError: a cursor the due index did not give.
+    """
+    if cursor is None:
+        return None
+    key = decode_cursor(cursor)
+    if len(key) != 2 or not isinstance(key[0], int) or not isinstance(key[1], str):
+        raise InputError(f"cursor {cursor!r} is not a cursor of the due index")
+    return key[0], key[1]
 
 
 __all__ = ["LIST_FILTERS", "Changes", "Page", "Snapshot", "Store", "check_filters",

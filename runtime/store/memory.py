@@ -26,6 +26,7 @@ from runtime.store.base import (
     check_size,
     decode,
     decode_list_cursor,
+    due_cursor,
     due_key,
     encode_cursor,
     list_key,
@@ -33,6 +34,11 @@ from runtime.store.base import (
 )
 
 _Row = tuple[int, bytes]  # (version, JSON)
+
+
+MIN_ITEMS = 6
+"""The most items one task command writes: the task and the bundle, their events, and a
+stage_change reminder with its event. A store must take at least that in one write."""
 
 
 def _max_items(url: str) -> int | None:
@@ -43,8 +49,9 @@ def _max_items(url: str) -> int | None:
         value = int(query["max_items"][-1])
     except ValueError:
         value = 0
-    if value < 2:
-        raise InputError(f"store URL {url!r}: max_items must be a whole number of at least 2")
+    if value < MIN_ITEMS:
+        raise InputError(f"store URL {url!r}: max_items must be a whole number of at least "
+                         f"{MIN_ITEMS} (the most one task command writes)")
     return value
 
 
@@ -130,12 +137,16 @@ class MemoryStore:
         return sorted((e for e in self._all(AuditEvent) if e.entity_id == entity_id),
                       key=lambda e: e.seq)
 
-    def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
+    def due_for_reminders(self, at: datetime, limit: int,
+                          cursor: str | None = None) -> Page[Task | Bundle]:
         # No index: the memory store is for tests and demos, not for a million tasks.
+        after = due_cursor(cursor)
         candidates: list[Task | Bundle] = [*self._all(Bundle), *self._all(Task)]
-        hits = [r for r in candidates if r.next_reminder_at is not None and r.next_reminder_at <= at]
-        hits.sort(key=due_key)
-        return Page(hits[:limit], "more" if len(hits) > limit else None)
+        hits = sorted((r for r in candidates
+                       if r.next_reminder_at is not None and r.next_reminder_at <= at
+                       and (after is None or due_key(r) > after)), key=due_key)
+        more = len(hits) > limit
+        return Page(hits[:limit], encode_cursor(due_key(hits[limit - 1])) if more else None)
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
         hits = [r for r in self._all(Reminder)

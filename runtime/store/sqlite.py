@@ -44,7 +44,7 @@ from runtime.store.base import (
     check_size,
     decode,
     decode_list_cursor,
-    due_key,
+    due_cursor,
     encode_cursor,
     micros,
 )
@@ -241,18 +241,22 @@ class SqliteStore:
                          (entity_id,))
         return self._decoded(AuditEvent, rows)
 
-    def due_for_reminders(self, at: datetime, limit: int) -> Page[Task | Bundle]:
-        t = micros(at)
-        found: list[Task | Bundle] = []
-        more = False
+    def due_for_reminders(self, at: datetime, limit: int,
+                          cursor: str | None = None) -> Page[Task | Bundle]:
+        after = due_cursor(cursor)
+        rows: list[tuple[int, str, Any, Any]] = []
         for kind, table, key in ((Bundle, "bundles", "bundle_id"), (Task, "tasks", "task_id")):
-            rows = self._all(f"SELECT {key}, doc FROM {table} WHERE next_reminder_us <= ? "
-                             f"ORDER BY next_reminder_us, {key} LIMIT ?", (t, limit + 1))
-            more = more or len(rows) > limit
-            found += self._decoded(kind, rows[:limit])
-        found.sort(key=due_key)
-        more = more or len(found) > limit
-        return Page(found[:limit], "more" if more else None)
+            sql = (f"SELECT next_reminder_us, {key}, doc FROM {table} WHERE next_reminder_us <= ?"
+                   + (f" AND (next_reminder_us, {key}) > (?, ?)" if after else "")
+                   + f" ORDER BY next_reminder_us, {key} LIMIT ?")
+            args = (micros(at), *(after or ()), limit + 1)
+            rows += [(us, rid, doc, kind) for us, rid, doc in self._all(sql, args)]
+        rows.sort(key=lambda r: (r[0], r[1]))  # positions by raw row: a damaged one moves it on
+        taken = rows[:limit]
+        found: list[Task | Bundle] = [r for us, rid, doc, kind in taken
+                                      if (r := decode(kind, rid, doc, self.quarantined))]
+        more = len(rows) > limit
+        return Page(found, encode_cursor(taken[-1][:2]) if more else None)
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
         rows = self._all(
