@@ -15,9 +15,21 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
+
 from runtime.errors import ConflictError, InputError, NotFoundError
-from runtime.model import GENESIS_HASH, AuditEvent, Bundle, Record, Task, kind_of, new_id, record_id
-from runtime.rules.audit import STATE_EXCLUDE, digest, hash_of_event, visible_state
+from runtime.model import (
+    GENESIS_HASH,
+    AuditEvent,
+    Bundle,
+    Record,
+    Task,
+    format_instant,
+    kind_of,
+    new_id,
+    record_id,
+)
+from runtime.rules.audit import STATE_EXCLUDE, digest, hash_of_event
 from runtime.rules.reminders import next_reminder_at
 from runtime.store.base import Changes
 
@@ -111,9 +123,11 @@ class UnitOfWork:
     def _stamped(self, old: Record | None, draft: R, action: str, summary: str,
                  fields: set[str] | None) -> R:
         """``draft`` with its index and the head of its chain, the event appended. The index
-        and the head are bookkeeping the state hash leaves out, so the draft's state is final
-        and the record is copied once."""
-        state = visible_state(draft)
+        and the head are bookkeeping the state hash leaves out, so the draft's state is final:
+        the record is serialised once (its state, its hash and the JSON the store keeps all
+        come from that one dump) and copied once."""
+        full: dict[str, Any] = orjson.loads(draft.model_dump_json())
+        state = {k: v for k, v in full.items() if k not in STATE_EXCLUDE}
         if old is None:
             before, after = None, state
         else:
@@ -132,11 +146,22 @@ class UnitOfWork:
         # every field is built here from validated records and an aware clock: no re-validation
         event = AuditEvent.model_construct(**body, hash=hash_of_event(body))
         self.changes.events.append(event)
-        return draft.model_copy(update={**self._index(draft), "audit_seq": event.seq,
-                                        "audit_hash": event.hash})
+        self.changes.docs[id(event)] = _json({**body, "at": format_instant(self.now),
+                                              "hash": event.hash})
+        head = {**self._index(draft), "audit_seq": event.seq, "audit_hash": event.hash}
+        new = draft.model_copy(update=head)
+        if "next_reminder_at" in head:
+            at = head["next_reminder_at"]
+            head["next_reminder_at"] = None if at is None else format_instant(at)
+        self.changes.docs[id(new)] = _json({**full, **head})
+        return new
 
     def _indexed(self, rec: R) -> R:
         return rec.model_copy(update=self._index(rec))
+
+
+def _json(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode()
 
 
 def retrying(attempt: Callable[[], T], retries: int = RETRIES) -> T:

@@ -47,6 +47,13 @@ class Changes:
     creates: list[Record] = field(default_factory=list)
     updates: list[tuple[Record, int]] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
+    docs: dict[int, str] = field(default_factory=dict, repr=False)
+    """Records' JSON already made by the unit of work (by ``id()`` of a record in the lists
+    above), so that a store serialises nothing twice; see :meth:`doc`."""
+
+    def doc(self, rec: Record) -> str:
+        """``rec`` as the JSON a store keeps (its export shape)."""
+        return self.docs.get(id(rec)) or rec.model_dump_json()
 
     def size(self) -> int:
         return len(self.creates) + len(self.updates) + len(self.events)
@@ -58,6 +65,7 @@ class Changes:
         self.creates += other.creates
         self.updates += other.updates
         self.events += other.events
+        self.docs.update(other.docs)
 
 
 @dataclass

@@ -174,13 +174,13 @@ class MemoryStore:
         with self._lock:
             self._check(changes)
             for rec in (*changes.creates, *changes.events):
-                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), rec.model_dump_json().encode())
+                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), changes.doc(rec).encode())
                 if isinstance(rec, Task):
                     self._tasks_by_bundle.setdefault(rec.bundle_id, []).append(rec.task_id)
                 elif isinstance(rec, AuditEvent):
                     self._chain_places[(rec.entity_id, rec.seq)] = rec.event_id
             for rec, _ in changes.updates:
-                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), rec.model_dump_json().encode())
+                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), changes.doc(rec).encode())
 
     def _check(self, changes: Changes) -> None:
         for rec, expected in changes.updates:  # first: a lost race names the record

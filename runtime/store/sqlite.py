@@ -295,8 +295,8 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for rec, expected in changes.updates:  # first: a lost race names the record
-                    self._update(rec, expected)
-                self._insert_all([*changes.creates, *changes.events])
+                    self._update(rec, expected, changes)
+                self._insert_all([*changes.creates, *changes.events], changes)
                 db.execute("COMMIT")
             except _Clash as clash:
                 db.execute("ROLLBACK")
@@ -308,14 +308,14 @@ class SqliteStore:
                     db.execute("ROLLBACK")
                 raise
 
-    def _insert_all(self, records: list[Record]) -> None:
+    def _insert_all(self, records: list[Record], changes: Changes) -> None:
         """Insert records, one executemany per table and column set."""
         groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
         ids: dict[str, list[str]] = {}
         for rec in records:
             table, key = TABLES[kind_of(rec)]
             cols = {key: record_id(rec), **columns_of(rec), "version": getattr(rec, "version", 1),
-                    "doc": rec.model_dump_json()}
+                    "doc": changes.doc(rec)}
             groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
             ids.setdefault(table, []).append(record_id(rec))
         for (table, names), rows in groups.items():
@@ -340,9 +340,9 @@ class SqliteStore:
                 return rid
         return candidates[0]
 
-    def _update(self, rec: Record, expected: int) -> None:
+    def _update(self, rec: Record, expected: int, changes: Changes) -> None:
         table, key = TABLES[kind_of(rec)]
-        cols = {**columns_of(rec), "version": getattr(rec, "version", 1), "doc": rec.model_dump_json()}
+        cols = {**columns_of(rec), "version": getattr(rec, "version", 1), "doc": changes.doc(rec)}
         sets = ", ".join(f"{c} = ?" for c in cols)
         cur = self._db.execute(
             f"UPDATE {table} SET {sets} WHERE {key} = ? AND version = ?",

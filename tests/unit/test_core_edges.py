@@ -218,3 +218,28 @@ def test_seals_are_exported_and_imported(content_dir: Path, tmp_path: Path) -> N
     import_export(copy, tmp_path / "out")
     assert copy.latest_seal() == store.latest_seal()
     assert verify(copy).sealed is not None
+
+
+def test_the_json_the_unit_of_work_hands_the_store_is_the_records_own(
+        content_dir: Path, tmp_path: Path) -> None:
+    """The unit of work serialises each record once and the store keeps that JSON: it must be
+    what pydantic gives for the record, field for field."""
+    import orjson
+
+    from runtime.model import KIND_BY_NAME
+
+    store = MemoryStore()
+    svc = services(store, content_dir, tmp_path, definition(n=3))
+    view = engine.create_bundle(svc, "edge", date(2026, 11, 20))
+    first = view.tasks[0].task_id
+    engine.fire_task(svc, first, "start")
+    engine.fire_task(svc, first, "wait", waiting_for="x", follow_up_at="2026-12-01T10:00:00+01:00")
+    engine.fire_task(svc, view.tasks[1].task_id, "cancel", reason="no")
+    engine.attach_file(svc, view.tasks[2].task_id, b"data", "a.txt", "text/plain")
+    checked = 0
+    for kind, rows in store._tables.items():
+        for rid, (_, doc) in rows.items():
+            rec = KIND_BY_NAME[kind].model_validate_json(doc)
+            assert orjson.loads(doc) == orjson.loads(rec.model_dump_json()), (kind, rid)
+            checked += 1
+    assert checked > 20
