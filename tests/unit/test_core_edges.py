@@ -242,4 +242,4 @@ def test_the_json_the_unit_of_work_hands_the_store_is_the_records_own(
             rec = KIND_BY_NAME[kind].model_validate_json(doc)
             assert orjson.loads(doc) == orjson.loads(rec.model_dump_json()), (kind, rid)
             checked += 1
-    assert checked > 20
+    assert checked >= 15  # a bundle, its tasks, an artifact, reminders: all as written
