@@ -139,7 +139,15 @@ class SqliteStore:
             return db
 
     def _ensure_schema(self) -> None:
-        """Read the schema version without a lock; take the write lock only to create it."""
+        """Read the schema version without a lock; take the write lock only to create it.
+        The connection is closed when the file cannot be used."""
+        try:
+            self._create_schema()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _create_schema(self) -> None:
         with self._lock, self._driver():
             version = self._schema_version()
             if version is None:
@@ -157,13 +165,12 @@ class SqliteStore:
                     raise
                 version = self._schema_version()
         if version != SCHEMA_VERSION:
-            self._db.close()
             newer = (version or 0) > SCHEMA_VERSION
             raise InputError(
                 f"store {self.url!r} has schema {version}; this runtime reads schema "
                 f"{SCHEMA_VERSION}: " + ("upgrade dataops" if newer else
-                "it was written by dataops 0.1 (one global audit chain): export it with that "
-                "version's `dataops export` and import into a new store")
+                "it was written by dataops 0.1 (one global audit chain), which this version "
+                "cannot convert yet; keep using 0.1 for it, or start a new store")
             )
 
     def _schema_version(self) -> int | None:

@@ -1452,7 +1452,7 @@ class TestSqlite:
         assert str(missing) in str(err.value)
         assert not missing.exists()
 
-    @pytest.mark.parametrize("version, hint", [("1", "export"), ("3", "upgrade")])
+    @pytest.mark.parametrize("version, hint", [("1", "keep using 0.1"), ("3", "upgrade")])
     def test_another_schema_version_is_input_error(self, tmp_path: Path, version, hint):
         path = tmp_path / "old.db"
         db = sqlite3.connect(path)
