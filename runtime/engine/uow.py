@@ -144,7 +144,7 @@ class UnitOfWork:
             "state_hash": digest(state),
         }
         # every field is built here from validated records and an aware clock: no re-validation
-        event = AuditEvent.model_construct(**body, hash=hash_of_event(body))
+        event = AuditEvent.trusted(**body, hash=hash_of_event(body))
         self.changes.events.append(event)
         self.changes.docs[id(event)] = _json({**body, "at": format_instant(self.now),
                                               "hash": event.hash})

@@ -243,3 +243,19 @@ def test_the_json_the_unit_of_work_hands_the_store_is_the_records_own(
             assert orjson.loads(doc) == orjson.loads(rec.model_dump_json()), (kind, rid)
             checked += 1
     assert checked >= 15  # a bundle, its tasks, an artifact, reminders: all as written
+
+
+def test_a_trusted_event_is_what_validation_gives() -> None:
+    from runtime.model import AuditEvent
+
+    values = {"event_id": "evt-1", "seq": 3, "actor": "a", "entity_type": "task",
+              "entity_id": "b/2026-01-01/t", "action": "start", "before": {"status": "todo"},
+              "after": {"status": "in_progress"}, "summary": "s", "at": T0,
+              "prev_hash": "0" * 64, "hash": "1" * 64, "state_hash": "2" * 64}
+    trusted = AuditEvent.trusted(**values)
+    validated = AuditEvent.model_validate(values)
+    assert trusted == validated
+    assert trusted.model_dump_json() == validated.model_dump_json()
+    assert trusted.model_fields_set == validated.model_fields_set
+    with pytest.raises(ValueError, match="exactly the fields"):
+        AuditEvent.trusted(**{k: v for k, v in values.items() if k != "hash"})
