@@ -80,7 +80,7 @@ def write(out: Path, machines_dir: Traversable | None = None) -> list[Path]:
 def stale(out: Path, machines_dir: Traversable | None = None) -> list[str]:
     """The files under ``out`` that differ from what the specs generate now."""
     if not out.is_dir():
-        raise InputError(f"diagrams folder {out} does not exist; run dataops diagrams --out {out}")
+        raise InputError(f"diagrams folder {out} does not exist; write the diagrams there first")
     problems = []
     for name, text in render_all(machines_dir).items():
         target = out / name

@@ -69,6 +69,8 @@ def verify(store: Store) -> VerifyReport:
             problems += verify_entity(entity_type, entity_id, (seq, "", ""), [])
     problems += [f"record {rid} cannot be read (quarantined: {why}); its chain is not checked"
                  for rid, why in unreadable.items()]
+    problems += [f"audit event {rid} cannot be read (quarantined: {why}); its entity's chain "
+                 "shows the gap" for rid, why in store.quarantined.items() if rid not in unreadable]
     if seal is not None:
         problems += _against_seal(seal, heads, unreadable)
     if problems:

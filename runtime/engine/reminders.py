@@ -128,7 +128,7 @@ def record_due(svc: Services, now: datetime, *, limit: int = 1_000,
                 report.recorded += [r for r in uow.changes.creates if isinstance(r, Reminder)]
             else:
                 _retry_record(svc, rec, now, report, bundles)
-        if page.next_cursor is None or not records:
+        if page.next_cursor is None:  # the cursor moves on: every page is read once
             return report
 
 
@@ -164,7 +164,8 @@ def _within_limit(due: list[Firing], now: datetime, limit: int | None
         return due, now
     due = sorted(due, key=lambda f: f.fire_at)
     cut = due[room].fire_at  # never split one instant's firings across two writes
-    taken = [f for f in due if f.fire_at < cut] or due[:room]
+    # one instant's firings (at most 3) always fit: stores refuse a limit below MIN_ITEMS
+    taken = [f for f in due if f.fire_at < cut] or [f for f in due if f.fire_at == cut]
     return taken, taken[-1].fire_at
 
 
@@ -232,14 +233,21 @@ def fire_schedule(svc: Services, template_id: str, fire_at: datetime) -> BundleV
 
 
 def fire_schedules(svc: Services, now: datetime, report: SweepReport | None = None) -> SweepReport:
-    """Instantiate the bundle of each schedule trigger's latest firing, once."""
+    """Instantiate the bundle of each schedule trigger's latest firing, once. A schedule that
+    cannot fire (a damaged record in its way, say) is reported once and stops no other."""
     report = report or SweepReport()
     for wf, firing, _ in _schedule_firings(svc, now):
-        existing = svc.store.find(Bundle, firing.entity_id)
-        if existing is None or existing.status == BundleStatus.CREATING:  # new, or a crash's
-            view = fire_schedule(svc, wf.template_id, firing.fire_at)
-            if view.created:
-                report.bundles_created.append(view.bundle.bundle_id)
+        try:
+            existing = svc.store.find(Bundle, firing.entity_id)
+            if existing is None or existing.status == BundleStatus.CREATING:  # new, or a crash's
+                view = fire_schedule(svc, wf.template_id, firing.fire_at)
+                if view.created:
+                    report.bundles_created.append(view.bundle.bundle_id)
+        except DataopsError as e:
+            record_failure(svc, f"schedule:{wf.template_id}", now,
+                           f"schedule of {wf.template_id} could not create {firing.entity_id}: {e}",
+                           bundle_id=firing.entity_id, entity_type="schedule",
+                           once_per=_fingerprint(firing.entity_id, [str(e)]))
     return report
 
 

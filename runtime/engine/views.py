@@ -37,6 +37,19 @@ def _status(value: str | None, enum: Any, what: str) -> None:
         raise InputError(f"{what} status {value!r}: use one of {', '.join(s.value for s in enum)}")
 
 
+def _offset(cursor: str | None) -> int:
+    """The position an offset cursor (of a list paged in memory) names.
+
+    :raises InputError: a cursor this list did not give.
+    """
+    if cursor is None:
+        return 0
+    key = decode_cursor(cursor)
+    if len(key) != 1 or not isinstance(key[0], int) or key[0] < 0:
+        raise InputError(f"cursor {cursor!r} is not a cursor of this list; start again without one")
+    return int(key[0])
+
+
 def _where(**fields: str | None) -> dict[str, str]:
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -61,7 +74,7 @@ def list_tasks(svc: Services, bundle_id: str | None = None, status: str | None =
     svc.store.get(Bundle, bundle_id)
     tasks = [t for t in svc.store.tasks_of(bundle_id)
              if (status is None or t.status == status) and (assignee is None or t.assignee == assignee)]
-    start = int(decode_cursor(cursor)[0]) if cursor else 0
+    start = _offset(cursor)
     end = start + limit
     return Page(tasks[start:end], encode_cursor([end]) if end < len(tasks) else None)
 
@@ -77,7 +90,7 @@ def audit_log(svc: Services, entity_id: str | None = None, *, limit: int = 100,
     if entity_id is None:
         return svc.store.page(AuditEvent, limit=limit, cursor=cursor)
     events = svc.store.audit_events(entity_id)
-    start = int(decode_cursor(cursor)[0]) if cursor else 0
+    start = _offset(cursor)
     end = start + limit
     return Page(events[start:end], encode_cursor([end]) if end < len(events) else None)
 

@@ -36,9 +36,11 @@ from runtime.store.base import (
 _Row = tuple[int, bytes]  # (version, JSON)
 
 
-MIN_ITEMS = 6
-"""The most items one task command writes: the task and the bundle, their events, and a
-stage_change reminder with its event. A store must take at least that in one write."""
+MIN_ITEMS = 8
+"""The least a store must take in one write: a task command writes at most 6 items (the task
+and the bundle, their events, a stage_change reminder and its event), and a sweep records up
+to 3 reminders of one task at one instant (due, missing_evidence, follow_up_due) with its
+cursor: 7."""
 
 
 def _max_items(url: str) -> int | None:
@@ -74,6 +76,9 @@ class MemoryStore:
     def __init__(self, url: str = "memory://", *, max_items: int | None = None) -> None:
         self.url = url
         self.max_items = max_items if max_items is not None else _max_items(url)
+        if self.max_items is not None and self.max_items < MIN_ITEMS:
+            raise InputError(f"store {url!r}: max_items must be at least {MIN_ITEMS} (the most "
+                             "one command or one sweep write needs)")
         self.quarantined: dict[str, str] = {}
         self._lock = threading.RLock()
         self._tables: dict[str, dict[str, _Row]] = {}

@@ -172,7 +172,7 @@ def test_two_seals_at_one_instant_are_two_seals(content_dir: Path, tmp_path: Pat
     assert second.count == 6 and len({s.seal_id for s in every(store, Seal)}) == 2
 
 
-@pytest.mark.parametrize("limit", [6, 7, 8, 100])
+@pytest.mark.parametrize("limit", [8, 9, 10, 100])
 def test_bundle_cancel_works_at_any_limit_a_store_may_declare(
         limit: int, content_dir: Path, tmp_path: Path) -> None:
     store = MemoryStore(max_items=limit)
@@ -184,8 +184,10 @@ def test_bundle_cancel_works_at_any_limit_a_store_may_declare(
 
 
 def test_a_store_limit_below_one_task_command_is_refused() -> None:
-    with pytest.raises(InputError, match="at least 6"):
-        MemoryStore("memory://?max_items=5")
+    with pytest.raises(InputError, match="at least 8"):
+        MemoryStore("memory://?max_items=7")
+    with pytest.raises(InputError, match="at least 8"):
+        MemoryStore(max_items=5)
 
 
 def test_a_scheduled_creation_a_crash_interrupted_keeps_its_recurring_reminder(
@@ -259,3 +261,54 @@ def test_a_trusted_event_is_what_validation_gives() -> None:
     assert trusted.model_fields_set == validated.model_fields_set
     with pytest.raises(ValueError, match="exactly the fields"):
         AuditEvent.trusted(**{k: v for k, v in values.items() if k != "hash"})
+
+
+def test_firings_at_one_instant_are_recorded_together_at_the_smallest_limit(
+        content_dir: Path, tmp_path: Path) -> None:
+    """Due, missing evidence and a follow-up at the very same instant, on a store that takes
+    only 8 items a write: all three are recorded, none skipped by the cursor."""
+    store = MemoryStore(max_items=8)
+    proof = [{"kind": "comment"}]
+    d = definition(n=1)
+    d["tasks"][0]["proof"] = proof
+    svc = services(store, content_dir, tmp_path, d)
+    engine.create_bundle(svc, "edge", date(2026, 11, 26))
+    task_id = "edge/2026-11-26/t0"
+    due_at = utc(2026, 11, 26, 9)  # 09:00 in UTC, the default reminder time
+    engine.fire_task(svc, task_id, "wait", waiting_for="x", follow_up_at=due_at)
+    for _ in range(3):  # each sweep records what fits; the rest go in the next
+        record_due(svc, due_at + timedelta(days=2, hours=1))
+    kinds = sorted(r.kind for r in reminders(store) if r.entity_id == task_id)
+    assert kinds == sorted([ReminderKind.DUE, ReminderKind.MISSING_EVIDENCE,
+                            ReminderKind.FOLLOW_UP_DUE, ReminderKind.OVERDUE,
+                            ReminderKind.OVERDUE])
+
+
+def test_a_schedule_that_cannot_fire_is_reported_once_and_stops_no_other(
+        content_dir: Path, tmp_path: Path) -> None:
+    from runtime.engine.reminders import fire_schedules
+    from tests.unit.test_large_bundles import Crash, Crashing
+
+    weekly = definition("weekly", n=60, trigger={"type": "schedule", "cron": "0 9 * * MON"})
+    inner = MemoryStore(max_items=100)
+    monday = utc(2026, 11, 23, 9)
+    with pytest.raises(Crash):
+        fire_schedule(services(Crashing(inner, at=3), content_dir, tmp_path, weekly),
+                      "weekly", monday)
+    [damaged] = inner.tasks_of("weekly/2026-11-23")[:1]
+    inner._put_raw("task", damaged.task_id, b'{"damaged": true}')
+    svc = services(inner, content_dir, tmp_path, at=monday + timedelta(minutes=1))
+    for _ in range(2):
+        fire_schedules(svc, svc.now())
+    assert [b.template_id for b in every(inner, Bundle)].count("newsletter") == 1  # it fired
+    failed = [r for r in reminders(inner) if r.kind == ReminderKind.AUTOMATION_FAILURE]
+    assert len(failed) == 1 and "weekly" in failed[0].summary
+
+
+def test_verify_names_an_unreadable_audit_event(content_dir: Path, tmp_path: Path) -> None:
+    store, svc, task_id = _sealed(content_dir, tmp_path)
+    event = store.audit_events(task_id)[0]
+    store._put_raw("audit_event", event.event_id, b'{"broken": 1}')
+    with pytest.raises(AuditChainBroken) as info:
+        verify(store)
+    assert f"audit event {event.event_id} cannot be read" in str(info.value)
