@@ -161,7 +161,8 @@ def row_of(rec: Record) -> tuple[str, str, dict[str, object]]:
             table, key = "bundles", "bundle_id"
         case Task():
             cols = {"task_id": rec.task_id, "bundle_id": rec.bundle_id, "status": str(rec.status),
-                    "assignee": rec.assignee, "next_reminder_us": micros(rec.next_reminder_at)}
+                    "assignee": rec.assignee, "next_reminder_us": micros(rec.next_reminder_at),
+                    "position": rec.position}  # tasks.position: schema change of f8733dc
             table, key = "tasks", "task_id"
         case Reminder():
             cols = {"reminder_id": rec.reminder_id, "entity_id": rec.entity_id,
@@ -210,6 +211,7 @@ def raw_command(changes: Changes) -> RawCommand:
     updates: list[tuple[str, Row]] = []
     for rec, expected in changes.updates:
         table, key, cols = row_of(rec)
+        cols["doc"] = changes.doc(rec)  # the JSON the store keeps (042a762: Changes.docs)
         rid = cols.pop(key)
         sets = ", ".join(f"{c} = ?" for c in cols)
         updates.append((f"UPDATE {table} SET {sets} WHERE {key} = ? AND version = ?",
@@ -217,6 +219,7 @@ def raw_command(changes: Changes) -> RawCommand:
     groups: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
     for rec in [*changes.creates, *changes.events]:
         table, _, cols = row_of(rec)
+        cols["doc"] = changes.doc(rec)  # the JSON the store keeps (042a762: Changes.docs)
         groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
     inserts = [(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                 rows) for (table, names), rows in groups.items()]

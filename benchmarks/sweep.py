@@ -170,7 +170,7 @@ class Templates:
             rows = created_rows(wf, SENTINEL)
             assert [len(rows[t]) for t in ("bundles", "tasks", "audit_events")] == [1, TASKS, 1 + TASKS]
             assert rows["bundles"][0][3] is None  # no required links: bundles never fire
-            assert all(r[4] == us and nr in str(r[6]) for r in rows["tasks"]), \
+            assert all(r[4] == us and nr in str(r[7]) for r in rows["tasks"]), \
                 "template task has an unexpected next_reminder_at"
             events = {str(r[0]): f"\x00E{i:02d}\x00" for i, r in enumerate(rows["audit_events"])}
 
@@ -245,9 +245,9 @@ def generate(path: Path, n: int, tpl: Templates) -> float:
             db.execute(s)
     db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     sql = {t: f"INSERT INTO {t} VALUES ({', '.join('?' * w)})" if t != "tasks" else
-           f"INSERT INTO tasks (task_id, bundle_id, status, assignee, next_reminder_us, version, "
-           f"doc) VALUES ({', '.join('?' * w)})"
-           for t, w in (("bundles", 6), ("tasks", 7), ("audit_events", 6))}
+           f"INSERT INTO tasks (task_id, bundle_id, status, assignee, next_reminder_us, position, "
+           f"version, doc) VALUES ({', '.join('?' * w)})"
+           for t, w in (("bundles", 6), ("tasks", 8), ("audit_events", 6))}
 
     for start in range(0, len(pairs), 1000):
         chunk: dict[str, list[Row]] = {t: [] for t in sql}
@@ -344,9 +344,9 @@ def open_services(url: str, sync: str) -> tuple[SqliteStore, Services, list[floa
     finds: list[float] = []
     inner = store.due_for_reminders
 
-    def timed(at: datetime, limit: int) -> Any:
+    def timed(at: datetime, limit: int, cursor: str | None = None) -> Any:
         t0 = time.perf_counter()
-        out = inner(at, limit)
+        out = inner(at, limit, cursor=cursor)
         finds.append(time.perf_counter() - t0)
         return out
 

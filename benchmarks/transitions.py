@@ -154,7 +154,7 @@ def seed(folder: Path, n_tasks: int, wf: WorkflowDefinition) -> tuple[Path, list
     elapsed = time.perf_counter() - t0
     store.close()
     db = sqlite3.connect(path)
-    ids = [r[0] for r in db.execute("SELECT task_id FROM tasks ORDER BY pos")]
+    ids = [r[0] for r in db.execute("SELECT task_id FROM tasks ORDER BY rowid")]
     db.close()
     assert len(ids) == n_tasks, (len(ids), n_tasks)
     return path, ids, elapsed

@@ -146,8 +146,9 @@ class UnitOfWork:
         # every field is built here from validated records and an aware clock: no re-validation
         event = AuditEvent.trusted(**body, hash=hash_of_event(body))
         self.changes.events.append(event)
-        self.changes.docs[id(event)] = _json({**body, "at": format_instant(self.now),
-                                              "hash": event.hash})
+        # the event's JSON in its fields' order, byte for byte what pydantic would write
+        values = {**body, "at": format_instant(self.now), "hash": event.hash}
+        self.changes.docs[id(event)] = _json({name: values[name] for name in EVENT_FIELDS})
         head = {**self._index(draft), "audit_seq": event.seq, "audit_hash": event.hash}
         new = draft.model_copy(update=head)
         if "next_reminder_at" in head:
@@ -158,6 +159,9 @@ class UnitOfWork:
 
     def _indexed(self, rec: R) -> R:
         return rec.model_copy(update=self._index(rec))
+
+
+EVENT_FIELDS = tuple(AuditEvent.model_fields)
 
 
 def _json(data: dict[str, Any]) -> str:
