@@ -226,7 +226,6 @@ def test_the_json_the_unit_of_work_hands_the_store_is_the_records_own(
         content_dir: Path, tmp_path: Path) -> None:
     """The unit of work serialises each record once and the store keeps that JSON: it must be
     what pydantic gives for the record, field for field."""
-    import orjson
 
     from runtime.model import KIND_BY_NAME
 
