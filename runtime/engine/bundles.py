@@ -16,7 +16,7 @@ from typing import Any
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, retrying
 from runtime.engine.views import BundleView
-from runtime.errors import ConflictError, TransitionRejected
+from runtime.errors import ConflictError, InputError, TransitionRejected
 from runtime.machines import Context, machine
 from runtime.model import (
     Bundle,
@@ -229,8 +229,6 @@ def link_bundle(svc: Services, cmd: LinkBundle) -> BundleView:
         bundle = uow.get(Bundle, cmd.bundle_id)
         keys = [link.key for link in bundle.required_bundle_links]
         if cmd.key not in keys:
-            from runtime.errors import InputError
-
             raise InputError(f"bundle {cmd.bundle_id} has no link {cmd.key!r}; its links are: "
                              f"{', '.join(keys) or 'none'}")
         if bundle.status in (BundleStatus.CANCELLED, BundleStatus.CREATING):
