@@ -16,6 +16,8 @@ from typing import Protocol
 
 from runtime.errors import InputError
 
+OCTET_STREAM = "application/octet-stream"
+
 
 @dataclass(frozen=True)
 class StoredBlob:
@@ -80,14 +82,28 @@ def artifacts_for_store(store_url: str) -> LocalArtifactStore:
     return LocalArtifactStore("artifacts")
 
 
+def content_type_of(data: bytes, filename: str, declared: str | None = None) -> str:
+    """The content type of a file: sniffed from its bytes (``filetype``, magic numbers), which
+    wins over the name; else the type declared by the caller; else the extension's guess."""
+    import filetype
+
+    sniffed = filetype.guess_mime(data[:8192])
+    if sniffed:
+        return str(sniffed)
+    if declared and declared != OCTET_STREAM:
+        return declared
+    return mimetypes.guess_type(filename)[0] or OCTET_STREAM
+
+
 def read_upload(path: str) -> tuple[bytes, str, str]:
     """Read a file the user attaches: (bytes, original filename, content type)."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"file {path}: is a folder, not a file; give the path of a file to attach")
     if not p.is_file():
         raise InputError(f"file {path}: no such file; give the path of a file to attach")
     try:
         data = p.read_bytes()
     except OSError as e:
         raise InputError(f"file {path}: cannot read it: {e.strerror}") from None
-    content_type = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-    return data, p.name, content_type
+    return data, p.name, content_type_of(data, p.name)

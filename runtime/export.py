@@ -171,7 +171,9 @@ def load_export(directory: Path) -> dict[str, list[Record]]:
 def _read_entity(directory: Path, spec: EntitySpec, entry: dict[str, Any],
                  problems: list[str]) -> list[Record]:
     """The records of one entity file, checked against its manifest entry line by line."""
-    path = directory / str(entry.get("file", spec.file))
+    path = _inside(directory, spec, str(entry.get("file", spec.file)), problems)
+    if path is None:
+        return []
     if not path.is_file():
         problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
         return []
@@ -193,6 +195,23 @@ def _read_entity(directory: Path, spec: EntitySpec, entry: dict[str, Any],
         seen.add(rid)
         out.append(record)
     return out
+
+
+def _inside(directory: Path, spec: EntitySpec, name: str, problems: list[str]) -> Path | None:
+    """``DIR/name`` if it stays inside DIR (no absolute path, no ``..``, no symlink out), else
+    None with the problem named: the file is never opened."""
+    path = directory / name
+    inside = not Path(name).is_absolute() and ".." not in Path(name).parts
+    if inside:
+        try:
+            inside = path.resolve().is_relative_to(directory.resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            inside = False
+    if not inside:
+        problems.append(f"manifest.json: entity {spec.entity_type}: file {name!r} is outside "
+                        "the export folder")
+        return None
+    return path
 
 
 def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) -> Record | None:

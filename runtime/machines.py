@@ -321,7 +321,8 @@ class SpecMachine:
         state = _plain(state)
         missing = self.check(state, trigger, ctx)
         if missing:
-            raise TransitionRejected(entity_id, trigger, missing, state=state)
+            raise TransitionRejected(entity_id, trigger, missing, state=state,
+                                     entity_type=self.spec.name)
         from transitions import MachineError
 
         with self._lock:
@@ -329,10 +330,12 @@ class SpecMachine:
             try:
                 ok = self._cursor.trigger(trigger, ctx=ctx)  # type: ignore[attr-defined]
             except MachineError as e:  # pragma: no cover - check() covers every refusal
-                raise TransitionRejected(entity_id, trigger, [str(e.value)], state=state) from e
+                raise TransitionRejected(entity_id, trigger, [str(e.value)], state=state,
+                                     entity_type=self.spec.name) from e
             new_state = self._cursor.state
         if not ok:  # pragma: no cover - a guard that changed its mind between check and fire
-            raise TransitionRejected(entity_id, trigger, ["a guard refused"], state=state)
+            raise TransitionRejected(entity_id, trigger, ["a guard refused"], state=state,
+                                     entity_type=self.spec.name)
         return new_state
 
 

@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx.report_quarantined()
         return code
     except DataopsError as e:
-        message = " ".join(str(e).split("\n"))
+        from runtime.cli.render import safe
+
+        message = safe(" ".join(str(e).split("\n")))
         sys.stderr.write(f"error: {message}\n")
         return exit_code(e)
     except KeyboardInterrupt:

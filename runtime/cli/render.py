@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,34 @@ if TYPE_CHECKING:
     from runtime.model import Task
 
 
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# bidirectional overrides and isolates reorder what a terminal shows
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+        return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+    return ch
+
+
+def safe(value: str) -> str:
+    """``value`` with terminal control characters (ESC and the other C0/C1 controls, newlines,
+    bidi overrides) shown as escapes (``\\x1b``, ``\\n``): a stored value cannot move the
+    cursor, recolour or forge a line of the output. Idempotent."""
+    if value.isprintable():
+        return value
+    return "".join(_escape(ch) for ch in value)
+
+
 def out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(safe(text) + "\n")
 
 
 def warn(text: str) -> None:
-    sys.stderr.write(f"warning: {text}\n")
+    sys.stderr.write(f"warning: {safe(text)}\n")
 
 
 def emit_json(value: Any) -> None:
@@ -25,11 +48,12 @@ def emit_json(value: Any) -> None:
 
 
 def text(value: Any) -> str:
-    """A value as printed for people: instants in ISO-8601 (as in the JSON), None as -."""
+    """A value as printed for people: instants in ISO-8601 (as in the JSON), None as -,
+    control characters escaped (:func:`safe`)."""
     if value is None:
         return "-"
     isoformat = getattr(value, "isoformat", None)
-    return str(isoformat()) if isoformat else str(value)
+    return safe(str(isoformat()) if isoformat else str(value))
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:

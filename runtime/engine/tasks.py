@@ -100,8 +100,17 @@ def comment(svc: Services, cmd: CommentTask) -> Task:
     return _run(svc, cmd, decide)
 
 
+def _open_for_proof(task: Task) -> None:
+    """Proof goes to an open task only: a closed one is reopened first (a comment is not proof
+    and stays allowed)."""
+    if not task.status.is_open:
+        raise TransitionRejected(task.task_id, "attach", [
+            f"it is {task.status}; reopen it first to attach proof"], state=task.status)
+
+
 def _attach(svc: Services, cmd: TaskCommand, what: str, **entry: Any) -> Task:
     def decide(uow: UnitOfWork, task: Task, _: Bundle) -> Decision:
+        _open_for_proof(task)
         proof = ProofEntry(**entry, by=uow.actor, at=uow.now)
         return ({"proof": [*task.proof, proof]}, "attach",
                 f"{uow.actor} attached {what} to task {task.task_id}")
@@ -128,19 +137,23 @@ def attach_file(svc: Services, cmd: AttachFile) -> tuple[Task, Artifact]:
     unreferenced blob, never a record without its binary)."""
     if svc.artifacts is None:
         raise InputError("no artifact store configured")
-    svc.store.get(Task, cmd.task_id)  # fail on a bad ID before writing any binary
+    _open_for_proof(svc.store.get(Task, cmd.task_id))  # fail before writing any binary
+    from runtime.artifacts import content_type_of
+
+    ctype = content_type_of(cmd.data, cmd.filename, cmd.content_type)
     blob = svc.artifacts.put(cmd.data)
     made: list[Artifact] = []
 
     def decide(uow: UnitOfWork, task: Task, _: Bundle) -> Decision:
+        _open_for_proof(task)  # closed since the check: the blob stays unreferenced
         artifact = uow.create(Artifact(
             artifact_id=new_id("art"), task_id=task.task_id, bundle_id=task.bundle_id,
-            filename=cmd.filename, content_type=cmd.content_type, size_bytes=blob.size_bytes,
+            filename=cmd.filename, content_type=ctype, size_bytes=blob.size_bytes,
             sha256=blob.sha256, location=blob.location, created_by=uow.actor, created_at=uow.now,
         ), f"artifact {cmd.filename} ({blob.size_bytes} bytes) for task {task.task_id}")
         made[:] = [artifact]
         proof = ProofEntry(kind=ProofKind.ARTIFACT, artifact_id=artifact.artifact_id,
-                           value=cmd.filename, content_type=cmd.content_type, by=uow.actor,
+                           value=cmd.filename, content_type=ctype, by=uow.actor,
                            at=uow.now)
         return ({"proof": [*task.proof, proof]}, "attach",
                 f"{uow.actor} attached file {cmd.filename} to task {task.task_id}")

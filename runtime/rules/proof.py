@@ -78,5 +78,14 @@ def missing_proof(task: Task) -> list[str]:
                 used.add(i)
                 break
         else:
-            missing.append(describe_requirement(req))
+            missing.append(describe_requirement(req) + _found(req, task, used))
     return missing
+
+
+def _found(req: Requirement, task: Task, used: set[int]) -> str:
+    """For a typed artifact requirement: the types of the unused files attached, if any."""
+    if not isinstance(req, ArtifactProof) or not req.content_types:
+        return ""
+    found = [e.content_type or "unknown type" for i, e in enumerate(task.proof)
+             if i not in used and e.kind == ProofKind.ARTIFACT]
+    return f" (attached: {', '.join(found)})" if found else ""

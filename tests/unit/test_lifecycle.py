@@ -491,7 +491,7 @@ def test_artifact_proof_must_have_an_allowed_content_type(lab: Services) -> None
     assert e.missing == ["missing proof artifact 'Report' (application/pdf)"]
     engine.attach_file(lab, T_ART, b"plain", "report.txt", "text/plain")
     e = rejected(lab, lambda: engine.fire_task(lab, T_ART, "complete"))
-    assert e.missing == ["missing proof artifact 'Report' (application/pdf)"]
+    assert e.missing == ["missing proof artifact 'Report' (application/pdf) (attached: text/plain)"]
     # a URL or a comment is not a file
     engine.attach_url(lab, T_ART, "https://ok.example.com/report.pdf")
     engine.attach_comment(lab, T_ART, "the report is on the drive")

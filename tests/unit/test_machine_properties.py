@@ -117,6 +117,8 @@ def expected_outcome(cmd: tuple[Any, ...], task: Task, now: datetime) -> bool:
         return state in OPEN and bool((cmd[1] or "").strip())
     if name == "reopen":
         return state in {"done", "cancelled"} and bool((cmd[1] or "").strip())
+    if name.startswith("attach") and state not in OPEN:
+        return False  # proof goes to an open task only
     if name == "attach_url":
         return cmd[1].startswith(("https://", "http://"))
     if name == "attach_comment":
@@ -125,7 +127,7 @@ def expected_outcome(cmd: tuple[Any, ...], task: Task, now: datetime) -> bool:
         return bool(cmd[1].strip())
     if name == "comment":
         return bool(cmd[1].strip())
-    return True  # attach_file, attach_status
+    return True  # attach_file, attach_status on an open task
 
 
 def run(svc: Services, clock: FixedClock, cmd: tuple[Any, ...]) -> None:
