@@ -4,6 +4,12 @@ A pending reminder is leased (a version-bumping bookkeeping write that also coun
 attempt), handed to every sink with its ID as idempotency key, then settled: delivered, retried
 with backoff, or failed with one ``automation_failure`` (never one about a failed failure). A
 daemon killed mid-page leaves at most one page leased until the lease runs out.
+
+The deliveries of a page run concurrently on a bounded thread pool, each bounded by its sink's
+timeout, and the page is cut so that its worst case fits in the lease. A stop event (the
+daemon's SIGTERM) is checked between pages and before each delivery starts; a delivery that had
+not started gives its lease back. An ``automation_failure`` about a failed delivery also goes to
+the log, so a broken sink is never the only place its own failure is sent.
 """
 
 from __future__ import annotations
