@@ -10,7 +10,8 @@ conditional writes, so any number of daemons may run against one store.
   trigger names and records a ``recurring`` reminder (idempotent across daemons);
 * the sweep also seals the audit chain heads once a (UTC) day;
 * a listener records a job that raised as an ``automation_failure`` reminder;
-* SIGTERM and Ctrl-C stop it after the current sweep.
+* SIGTERM and Ctrl-C stop it after the deliveries in flight (the sweep checks the stop event
+  between pages; a delivery not yet started gives its lease back).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Daemon:
     # jobs: they only load, call the use cases and emit
     def run_sweep(self) -> SweepReport:
         self.svc.reload_content()  # an edited definition is served (or reported) from now on
-        report = sweep(self.svc, self.sinks, policy=self.policy)
+        report = sweep(self.svc, self.sinks, policy=self.policy, stop=self._stopped)
         daily_seal(self.svc, self.svc.now())
         log.info(report.line())
         if self.on_sweep:

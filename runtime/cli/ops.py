@@ -51,7 +51,9 @@ def cmd_reminders_list(ctx: Ctx) -> int:
 def cmd_scheduler_run(ctx: Ctx) -> int:
     import logging
     import math
+    from datetime import timedelta
 
+    from runtime.engine.delivery import RetryPolicy
     from runtime.errors import InputError
     from runtime.notify import open_sinks
     from runtime.scheduler import Daemon
@@ -60,10 +62,14 @@ def cmd_scheduler_run(ctx: Ctx) -> int:
     if not math.isfinite(interval) or interval <= 0:
         raise InputError(f"--interval {interval}: give a positive number of seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    sinks = open_sinks(ctx.args.sink)
+    timeout = ctx.args.delivery_timeout
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise InputError(f"--delivery-timeout {timeout}: give a positive number of seconds")
+    sinks = open_sinks(ctx.args.sink, timeout_s=timeout)
     svc = ctx.services()
     warn_broken(svc.content)  # a broken definition is left out: its schedule does not fire
-    daemon = Daemon(svc, sinks, interval_s=interval)
+    policy = RetryPolicy(timeout=timedelta(seconds=timeout))
+    daemon = Daemon(svc, sinks, interval_s=interval, policy=policy)
     if ctx.args.once:
         report = daemon.run_sweep()
         render.out(report.line())

@@ -140,6 +140,8 @@ def _operations(sub: Any) -> None:
     s.add_argument("--sink", action="append", default=[], metavar="URL",
                    help="log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL (repeatable)")
     s.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps")
+    s.add_argument("--delivery-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="timeout of one webhook delivery (a sink URL's ?timeout= overrides it)")
     s = _cmd(sub, "export", o.cmd_export, "write a portable export (or: export validate DIR)", False)
     s.add_argument("action", nargs="?", choices=["validate"], help="validate an export folder")
     s.add_argument("directory", nargs="?")

@@ -4,19 +4,28 @@ A pending reminder is leased (a version-bumping bookkeeping write that also coun
 attempt), handed to every sink with its ID as idempotency key, then settled: delivered, retried
 with backoff, or failed with one ``automation_failure`` (never one about a failed failure). A
 daemon killed mid-page leaves at most one page leased until the lease runs out.
+
+The deliveries of a page run concurrently on a bounded thread pool, each bounded by its sink's
+timeout, and the page is cut so that its worst case fits in the lease. A stop event (the
+daemon's SIGTERM) is checked between pages and before each delivery starts; a delivery that had
+not started gives its lease back. An ``automation_failure`` about a failed delivery also goes to
+the log, so a broken sink is never the only place its own failure is sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from threading import Event
 from typing import TYPE_CHECKING, Any
 
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, commit_batched
 from runtime.model import DeliveryStatus, Reminder, ReminderKind
-from runtime.notify import DeliveryError, Sink, payload_of
+from runtime.notify import DeliveryError, LogSink, Sink, payload_of
 from runtime.rules.reminders import Firing, reminder_of
 
 if TYPE_CHECKING:
@@ -25,63 +34,139 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How deliveries are retried: attempt n waits ``base * factor**(n-1)``, capped."""
+    """How deliveries are retried: attempt n waits ``base * factor**(n-1)``, capped.
+
+    Deliveries of a page run on ``workers`` threads (one task per reminder and sink), each
+    bounded by its sink's timeout (a webhook's ``timeout_s``; ``timeout`` for sinks without
+    one). A page is cut so that its deliveries fit in ``lease`` minus ``margin`` even if every
+    one of them runs into its timeout."""
 
     max_attempts: int = 5
     base: timedelta = timedelta(minutes=1)
     factor: float = 4.0
     cap: timedelta = timedelta(hours=2)
     lease: timedelta = timedelta(minutes=5)
+    workers: int = 8
+    timeout: timedelta = timedelta(seconds=10)
+    margin: timedelta = timedelta(seconds=30)
 
     def backoff(self, attempts: int) -> timedelta:
         return min(self.cap, self.base * (self.factor ** max(0, attempts - 1)))
 
+    def page_size(self, sinks: Sequence[Sink], limit: int) -> int:
+        """The most reminders a page may hold so that its worst case (every delivery runs into
+        its timeout) ends before the lease: ``timeout * ceil(page * sinks / workers) + margin
+        <= lease``; at least 1."""
+        timeout = max([self.timeout.total_seconds(),
+                       *(float(getattr(s, "timeout_s", 0) or 0) for s in sinks)])
+        rounds = int((self.lease - self.margin).total_seconds() // max(timeout, 1e-3))
+        fits = rounds * max(1, self.workers) // max(1, len(sinks))
+        return max(1, min(limit, fits))
+
+
+NOT_STARTED = "not started: the daemon is stopping"
 
 
 def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
                     policy: RetryPolicy | None = None, limit: int = 50,
-                    report: SweepReport | None = None) -> SweepReport:
-    """Deliver every pending reminder whose time has come to every sink: lease a page of
-    ``limit`` (batched writes), deliver them, settle the outcomes (batched), repeat. A daemon
-    that dies mid-page leaves at most ``limit`` reminders leased until the lease runs out."""
+                    report: SweepReport | None = None, stop: Event | None = None) -> SweepReport:
+    """Deliver every pending reminder whose time has come to every sink: lease a page of up to
+    ``limit`` (cut to fit the lease, batched writes), deliver them concurrently, settle the
+    outcomes (batched), repeat until none is left or ``stop`` is set. A daemon that dies
+    mid-page leaves at most one page leased until the lease runs out."""
     from runtime.engine.reminders import SweepReport
 
     report = report or SweepReport()
     policy = policy or RetryPolicy()
-    while True:
-        page = svc.store.pending_deliveries(now, limit)
-        # a lease that ran out with every attempt spent: the deliveries never finished (a
-        # daemon died in them each time); it fails now instead of being leased forever
-        spent = [r for r in page if r.attempts >= policy.max_attempts]
-        fresh = [r for r in page if r.attempts < policy.max_attempts]
-        leases = [UnitOfWork(svc, now) for _ in fresh]
-        claims = [u.touch(r, {"deliver_after": now + policy.lease, "attempts": r.attempts + 1},
-                          bump=True) for u, r in zip(leases, fresh, strict=True)]
-        won = commit_batched(svc, leases)
-        claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
-        outcomes = [_settle_delivery(svc, c, _deliver(sinks, payload_of(c)), now, policy)
-                    for c in claimed]
-        outcomes += [_settle_delivery(svc, r, f"{r.attempts} delivery attempts never finished "
-                                      "(did a daemon die while delivering it?)", now, policy)
-                     for r in spent]
-        written = commit_batched(svc, [uow for uow, _, _ in outcomes])
-        for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
-            if ok:  # else the lease ran out and another daemon settles it
-                getattr(report, bucket).append(done)
-        if len(page) < limit or not (claimed or spent):
-            return report
+    limit = policy.page_size(sinks, limit)
+    with ThreadPoolExecutor(max_workers=max(1, policy.workers),
+                            thread_name_prefix="dataops-delivery") as pool:
+        while not (stop and stop.is_set()):
+            page = svc.store.pending_deliveries(now, limit)
+            busy = _deliver_page(svc, pool, sinks, page, now, policy, report, stop)
+            if len(page) < limit or not busy:
+                break
+    return report
 
 
-def _deliver(sinks: Sequence[Sink], payload: dict[str, Any]) -> str | None:
-    errors = []
-    for sink in sinks:
-        try:
-            sink.deliver(payload)
-        except DeliveryError as e:
-            errors.append(str(e))
-        except Exception as e:  # a sink bug must not stop the sweep; it is retried and reported
-            errors.append(f"{sink.url}: {type(e).__name__}: {e}")
-    return "; ".join(errors) or None
+def _deliver_page(svc: Services, pool: ThreadPoolExecutor, sinks: Sequence[Sink],
+                  page: list[Reminder], now: datetime, policy: RetryPolicy,
+                  report: SweepReport, stop: Event | None) -> bool:
+    """Lease, deliver and settle one page; False when it held nothing this daemon could take."""
+    # a lease that ran out with every attempt spent: the deliveries never finished (a
+    # daemon died in them each time); it fails now instead of being leased forever
+    spent = [r for r in page if r.attempts >= policy.max_attempts]
+    fresh = [r for r in page if r.attempts < policy.max_attempts]
+    leases = [UnitOfWork(svc, now) for _ in fresh]
+    claims = [u.touch(r, {"deliver_after": now + policy.lease, "attempts": r.attempts + 1},
+                      bump=True) for u, r in zip(leases, fresh, strict=True)]
+    won = commit_batched(svc, leases)
+    claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
+    errors = _deliver_all(pool, sinks, claimed, stop)
+    outcomes = [_release(svc, c, now) if e == NOT_STARTED else
+                _settle_delivery(svc, c, e, now, policy) for c, e in zip(claimed, errors, strict=True)]
+    outcomes += [_settle_delivery(svc, r, f"{r.attempts} delivery attempts never finished "
+                                  "(did a daemon die while delivering it?)", now, policy)
+                 for r in spent]
+    written = commit_batched(svc, [uow for uow, _, _ in outcomes])
+    for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
+        if ok and bucket:  # else the lease ran out and another daemon settles it
+            getattr(report, bucket).append(done)
+    return bool(claimed or spent)
+
+
+def _deliver_all(pool: ThreadPoolExecutor, sinks: Sequence[Sink], claimed: list[Reminder],
+                 stop: Event | None) -> list[str | None]:
+    """Every claimed reminder to every sink at once (bounded by the pool): per reminder, None or
+    the sinks' errors; NOT_STARTED when ``stop`` was set before any of its deliveries began."""
+    payloads = [payload_of(c) for c in claimed]
+    futures = [[pool.submit(_deliver_one, sink, p, stop) for sink in _sinks_for(sinks, p)]
+               for p in payloads]
+    results = []
+    for per_sink in futures:
+        errors = [f.result() for f in per_sink]
+        if errors and all(e == NOT_STARTED for e in errors):
+            results.append(NOT_STARTED)
+            continue
+        results.append("; ".join(e for e in errors if e) or None)
+    return results
+
+
+def _sinks_for(sinks: Sequence[Sink], payload: dict[str, Any]) -> list[Sink]:
+    """The configured sinks, plus the log for a failure about a failed delivery (a broken sink
+    must not be the only place its own failure goes; the log's outcome does not count)."""
+    if payload["kind"] == ReminderKind.AUTOMATION_FAILURE and payload["entity_type"] == "reminder" \
+            and not any(isinstance(s, LogSink) for s in sinks):
+        return [*sinks, _AlsoLogged()]
+    return list(sinks)
+
+
+class _AlsoLogged(LogSink):
+    """The extra log line of a failure about a failed delivery; it never fails the attempt."""
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            super().deliver(payload)
+
+
+def _deliver_one(sink: Sink, payload: dict[str, Any], stop: Event | None) -> str | None:
+    if stop is not None and stop.is_set():
+        return NOT_STARTED
+    try:
+        sink.deliver(payload)
+    except DeliveryError as e:
+        return str(e)
+    except Exception as e:  # a sink bug must not stop the sweep; it is retried and reported
+        return f"{sink.url}: {type(e).__name__}: {e}"
+    return None
+
+
+def _release(svc: Services, claimed: Reminder, now: datetime) -> tuple[UnitOfWork, str, Reminder]:
+    """Give back the lease of a reminder whose delivery never started (the daemon is stopping):
+    due again now, the attempt not counted."""
+    uow = UnitOfWork(svc, now)
+    done = uow.touch(claimed, {"deliver_after": now, "attempts": claimed.attempts - 1}, bump=True)
+    return uow, "", done
 
 
 def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,

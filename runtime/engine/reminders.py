@@ -13,6 +13,7 @@ fire schedule triggers, report automation failures. The scheduler only calls the
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -276,16 +277,17 @@ def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
 
 
 def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
-          policy: RetryPolicy | None = None, schedules: bool = True) -> SweepReport:
+          policy: RetryPolicy | None = None, schedules: bool = True,
+          stop: threading.Event | None = None) -> SweepReport:
     """One whole sweep: recurring triggers, record what is due, report what could not be read,
-    deliver what is pending."""
+    deliver what is pending (until ``stop`` is set: checked between pages of deliveries)."""
     now = now or svc.now()
     report = SweepReport()
     if schedules:
         fire_schedules(svc, now, report)
     record_due(svc, now, report=report)
     report_unreadable(svc, now)
-    deliver_pending(svc, sinks, now, policy=policy, report=report)
+    deliver_pending(svc, sinks, now, policy=policy, report=report, stop=stop)
     return report
 
 

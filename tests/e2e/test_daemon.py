@@ -459,3 +459,56 @@ def test_scheduler_run_rejects_a_non_positive_interval(tmp_path: Path, content_d
                                 "scheduler", "run", "--interval", "0"),
                        cwd=tmp_path, env=env(), text=True, capture_output=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error:")
+
+
+def test_sigterm_stops_a_daemon_delivering_to_a_hanging_webhook_within_seconds(
+        populated: tuple[str, Services], tmp_path: Path, content_dir: Path) -> None:
+    """Many reminders to a receiver that accepts and never answers: SIGTERM ends the daemon
+    within about one delivery timeout (the deliveries in flight end by their timeout, the ones
+    not started give their lease back), and nothing is lost or marked failed."""
+    import socket
+
+    url, svc = populated
+    svc.store.close()
+    hanging = socket.create_server(("127.0.0.1", 0), backlog=128)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(hanging.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    hook = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+    log = tmp_path / "daemon.log"
+    timeout = 2.0
+    try:
+        with log.open("w") as err:
+            proc = subprocess.Popen(
+                cli_argv(url, content_dir, NOW_TEXT, "scheduler", "run", "--interval", "60",
+                         "--delivery-timeout", str(timeout), "--sink", hook),
+                cwd=tmp_path, env={**env(), "DATAOPS_WEBHOOK_SECRET": "s3cret"}, text=True,
+                stdout=subprocess.DEVNULL, stderr=err)
+            deadline = time.monotonic() + 30
+            while not accepted:  # it is delivering to the hanging receiver now
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.02)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            took = time.monotonic() - sent
+    finally:
+        hanging.close()
+        for conn in accepted:
+            conn.close()
+    print(f"\nSIGTERM to exit with {len(fresh_reminders(url))} reminders to a hanging webhook "
+          f"(timeout {timeout} s): {took:.2f} s")
+    assert code == 0, log.read_text()
+    assert took < timeout + 3, f"SIGTERM took {took:.2f} s"
+    stored = fresh_reminders(url)
+    assert len(stored) > 50  # more than a page was waiting
+    assert all(r.delivery_status == DeliveryStatus.PENDING for r in stored)  # none lost or failed
+    assert all(r.attempts <= 1 for r in stored)
+    assert "Traceback" not in log.read_text()
