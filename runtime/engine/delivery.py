@@ -122,7 +122,7 @@ def _deliver_all(pool: ThreadPoolExecutor, sinks: Sequence[Sink], claimed: list[
     payloads = [payload_of(c) for c in claimed]
     futures = [[pool.submit(_deliver_one, sink, p, stop) for sink in _sinks_for(sinks, p)]
                for p in payloads]
-    results = []
+    results: list[str | None] = []
     for per_sink in futures:
         errors = [f.result() for f in per_sink]
         if errors and all(e == NOT_STARTED for e in errors):
