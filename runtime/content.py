@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
+from runtime import limits
 from runtime.errors import DefinitionError, InputError, NotFoundError
 from runtime.model import (
     ArtifactProof,
@@ -120,17 +121,86 @@ def _line_map(node: yaml.Node, path: Path_, out: dict[Path_, int], dupes: list[s
             _line_map(item, (*path, i), out, dupes)
 
 
+class _Refused(Exception):
+    """A limit of runtime/limits.py was passed; ``line`` is 1-based, 0 when unknown."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader whose composer counts nodes (an alias counts the size of its anchor's
+    node), aliases and nesting depth, and refuses past the limits before anything expands."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._nodes = 0
+        self._aliases = 0
+        self._depth = 0
+        self._sizes: dict[int, int] = {}
+
+    def _count(self, n: int, mark: Any) -> None:
+        self._nodes += n
+        if self._nodes > limits.MAX_YAML_NODES:
+            raise _Refused(mark.line + 1, f"the document expands to more than "
+                           f"{limits.MAX_YAML_NODES} nodes (YAML aliases?); the limit is "
+                           f"{limits.MAX_YAML_NODES}")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            self._aliases += 1
+            if self._aliases > limits.MAX_YAML_ALIASES:
+                raise _Refused(event.start_mark.line + 1, f"more than {limits.MAX_YAML_ALIASES} "
+                               f"YAML aliases; the limit is {limits.MAX_YAML_ALIASES}")
+            node = super().compose_node(parent, index)
+            self._count(self._sizes.get(id(node), 1), event.start_mark)
+            return node
+        self._depth += 1
+        mark = self.peek_event().start_mark
+        if self._depth > limits.MAX_NESTING:
+            raise _Refused(mark.line + 1, f"nesting deeper than {limits.MAX_NESTING} levels; "
+                           f"the limit is {limits.MAX_NESTING}")
+        before = self._nodes
+        self._count(1, mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._sizes[id(node)] = self._nodes - before
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+            digits = sum(c.isdigit() for c in str(node.value))
+            if digits > limits.MAX_INT_DIGITS:
+                raise _Refused(mark.line + 1, f"an integer of {digits} digits; the limit is "
+                               f"{limits.MAX_INT_DIGITS} digits")
+        return node
+
+
+def _parse(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The data and root node of one YAML file, within the limits of runtime/limits.py."""
+    size = path.stat().st_size
+    if size > limits.MAX_CONTENT_FILE_BYTES:
+        raise _Refused(0, f"the file is {size} bytes; the limit is "
+                       f"{limits.MAX_CONTENT_FILE_BYTES} bytes ({limits.MAX_CONTENT_FILE_BYTES // 1024} KiB)")
+    loader = _BoundedLoader(path.read_text(encoding="utf-8"))
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, node
+
+
 def _read(path: Path) -> tuple[Any, dict[Path_, int], list[str]]:
     """Parse one YAML file: (data, field path -> line number, problems). The data is None when
-    the file cannot be read or parsed; a key given twice is a problem, yet the data is kept."""
+    the file cannot be read or parsed, or passes a limit; a key given twice is a problem, yet
+    the data is kept."""
     try:
-        text = path.read_text(encoding="utf-8")
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        data, node = _parse(path)
+    except _Refused as e:
+        where = f"{path}:{e.line}" if e.line else str(path)
+        return None, {}, [f"{where}: refused: {e}"]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -138,6 +208,8 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int], list[str]]:
         return None, {}, [f"{where}: not valid YAML: {problem}"]
     except (OSError, UnicodeDecodeError) as e:
         return None, {}, [f"{path}: cannot read: {e}"]
+    except (RecursionError, ValueError, OverflowError) as e:
+        return None, {}, [f"{path}: not valid YAML: {e}"]
     lines: dict[Path_, int] = {}
     dupes: list[str] = []
     if node is not None:
@@ -168,7 +240,7 @@ def _data_path(data: Any, loc: Iterable[str | int]) -> Path_:
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and part not in _UNION_TAGS:
-            out.append(part)  # a missing or unknown key: name it
+            out.append(to_snake(part))  # a missing key: name it as the docs do, snake_case
             cur = None
     return tuple(out)
 
@@ -257,6 +329,8 @@ def _load_file(path: Path, model: type[BaseModel], id_field: str) -> _File:
 def _claim_from_text(file: _File, id_field: str) -> None:
     """The ID of a file that does not parse, from a top-level ``id_field: value`` line."""
     try:
+        if file.path.stat().st_size > limits.MAX_CONTENT_FILE_BYTES:
+            return
         text = file.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from runtime import limits
 from runtime.errors import ExportFormatError, InputError
 from runtime.model import (
     Artifact,
@@ -126,9 +127,15 @@ def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | Non
         problems.append(f"{path}: missing; an export needs manifest.json")
         return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        problems.append(f"{path}: not valid JSON: {e}")
+        if path.stat().st_size > limits.MAX_EXPORT_LINE_BYTES:
+            problems.append(f"{path}: larger than {limits.MAX_EXPORT_LINE_BYTES} bytes, the limit")
+            return None
+        manifest = loads_bounded(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(f"{path}: cannot read: {e}")
+        return None
+    except ValueError as e:
+        problems.append(f"{path}: {e}")
         return None
     if not isinstance(manifest, dict):
         problems.append(f"{path}: expected a JSON object")
@@ -153,7 +160,11 @@ def load_export(directory: Path) -> dict[str, list[Record]]:
     records: dict[str, list[Record]] = {e.entity_type: [] for e in ENTITIES}
     if manifest is None:
         raise ExportFormatError(str(directory), problems)
-    listed = {e.get("entity_type"): e for e in manifest.get("entities", []) if isinstance(e, dict)}
+    entities = manifest.get("entities", [])
+    if not isinstance(entities, list):
+        problems.append("manifest.json: entities must be a list of entity entries")
+        entities = []
+    listed = {str(e.get("entity_type")): e for e in entities if isinstance(e, dict)}
     for spec in ENTITIES:
         entry = listed.get(spec.entity_type)
         if entry is None:
@@ -181,8 +192,12 @@ def _read_entity(directory: Path, spec: EntitySpec, entry: dict[str, Any],
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         problems.append(f"{path.name}: checksum does not match the manifest (the file changed)")
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if len(lines) != entry.get("count"):
-        problems.append(f"{path.name}: {len(lines)} records, the manifest says {entry.get('count')}")
+    count = entry.get("count")
+    if not isinstance(count, int) or isinstance(count, bool):
+        problems.append(f"manifest.json: entity {spec.entity_type}: count {count!r} must be a "
+                        f"number (the file has {len(lines)} records)")
+    elif len(lines) != count:
+        problems.append(f"{path.name}: {len(lines)} records, the manifest says {count}")
     seen: set[str] = set()
     out = []
     for n, text in enumerate(lines, 1):
@@ -214,11 +229,60 @@ def _inside(directory: Path, spec: EntitySpec, name: str, problems: list[str]) -
     return path
 
 
-def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) -> Record | None:
+class _TooBig(ValueError):
+    """A number in an export line past MAX_INT_DIGITS."""
+
+
+def _bounded_number(text: str) -> str:
+    digits = sum(c.isdigit() for c in text)
+    if digits > limits.MAX_INT_DIGITS:
+        raise _TooBig(f"a number of {digits} digits; the limit is {limits.MAX_INT_DIGITS} digits")
+    return text
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def loads_bounded(text: str) -> Any:
+    """A JSON value within the limits of runtime/limits.py (size is the caller's).
+
+    :raises ValueError: not JSON, or past a limit; the message says which.
+    """
     try:
-        raw = json.loads(text)
+        value = json.loads(text, parse_int=lambda t: int(_bounded_number(t)),
+                           parse_float=lambda t: float(_bounded_number(t)))
+    except _TooBig:
+        raise
     except json.JSONDecodeError as e:
-        problems.append(f"{where}: not valid JSON: {e.msg}")
+        raise ValueError(f"not valid JSON: {e.msg}") from None
+    except RecursionError:
+        raise ValueError(f"nesting deeper than {limits.MAX_NESTING} levels; the limit is "
+                         f"{limits.MAX_NESTING}") from None
+    if _depth(value) > limits.MAX_NESTING:
+        raise ValueError(f"nesting deeper than {limits.MAX_NESTING} levels; the limit is "
+                         f"{limits.MAX_NESTING}")
+    return value
+
+
+def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) -> Record | None:
+    size = len(text.encode("utf-8", "replace"))
+    if size > limits.MAX_EXPORT_LINE_BYTES:
+        problems.append(f"{where}: the line is {size} bytes; the limit is "
+                        f"{limits.MAX_EXPORT_LINE_BYTES} bytes per record")
+        return None
+    try:
+        raw = loads_bounded(text)
+    except ValueError as e:
+        problems.append(f"{where}: {e}")
         return None
     if not isinstance(raw, dict):
         problems.append(f"{where}: expected a JSON object")

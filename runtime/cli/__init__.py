@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = safe(" ".join(str(e).split("\n")))
         sys.stderr.write(f"error: {message}\n")
         return exit_code(e)
+    except OverflowError as e:  # a date past year 9999 or before year 1, however reached
+        sys.stderr.write(f"error: a date leaves the representable range (years 1 to 9999): {e}; "
+                         "use dates nearer the present\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

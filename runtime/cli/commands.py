@@ -33,11 +33,24 @@ def cmd_validate(ctx: Ctx) -> int:
     content = ctx.content()
     content.check()
     specs = [load_spec(p) for p in spec_files()]  # fails naming a spec the engine needs
+    _warn_silent_schedules(ctx, content)
     render.out(
         f"ok: {len(content.workflows)} workflow definitions, {len(content.documents)} documents "
         f"in {ctx.content_dir}; {len(specs)} machine specs in {specs_dir()}"
     )
     return OK
+
+
+def _warn_silent_schedules(ctx: Ctx, content: Any) -> None:
+    """A warning (not an error) for each schedule trigger whose cron never fires."""
+    from runtime.model import ScheduleTrigger
+    from runtime.rules.cron import never_fires
+
+    for template_id, wf in content.workflows.items():
+        if isinstance(wf.trigger, ScheduleTrigger):
+            problem = never_fires(wf.trigger.cron, wf.timezone, ctx.clock().now())
+            if problem:
+                render.warn(f"{content.sources[template_id]}: trigger.cron: {problem}")
 
 
 def cmd_template_list(ctx: Ctx) -> int:

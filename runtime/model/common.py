@@ -37,8 +37,17 @@ Instant = Annotated[
 Day = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
 
 
+def _in_range(value: date, text: str, what: str) -> None:
+    from runtime.limits import MAX_YEAR, MIN_YEAR
+
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise InputError(f"{what} {text!r} leaves the supported date range: years {MIN_YEAR} to "
+                         f"{MAX_YEAR} (offsets and reminders must stay representable)")
+
+
 def parse_instant(text: str, what: str = "instant") -> datetime:
-    """Parse an aware ISO-8601 instant (``Z`` accepted); a naive one is an :class:`InputError`."""
+    """Parse an aware ISO-8601 instant (``Z`` accepted); a naive one, or one outside the years
+    MIN_YEAR..MAX_YEAR (runtime/limits.py), is an :class:`InputError`."""
     try:
         value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
@@ -46,17 +55,21 @@ def parse_instant(text: str, what: str = "instant") -> datetime:
             f"{what} {text!r} is not an ISO-8601 instant; write e.g. 2026-11-25T09:00:00+00:00"
         ) from None
     if value.tzinfo is None:
+        example = value.isoformat(timespec="seconds") + "+00:00"
         raise InputError(
-            f"{what} {text!r} has no UTC offset; write e.g. {text}+00:00 (naive times are refused)"
+            f"{what} {text!r} has no UTC offset; write e.g. {example} (naive times are refused)"
         )
+    _in_range(value, text, what)
     return value.astimezone(UTC)
 
 
 def parse_day(text: str, what: str = "date") -> date:
     try:
-        return date.fromisoformat(text.strip())
+        value = date.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f"{what} {text!r} is not a date; write it as YYYY-MM-DD") from None
+    _in_range(value, text, what)
+    return value
 
 
 class Definition(BaseModel):

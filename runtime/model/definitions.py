@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -10,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from runtime.limits import MAX_OFFSET_DAYS
 from runtime.model.common import Definition
 
 Slug = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
@@ -33,10 +33,9 @@ class UrlProof(Definition):
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"pattern {v!r} is not a valid regular expression: {e}") from None
+            from runtime.rules.pattern import compile_pattern  # imports re2 only when needed
+
+            compile_pattern(v)  # a ValueError names the pattern and why RE2 refuses it
         return v
 
 
@@ -96,6 +95,13 @@ class BundleLinkSpec(Definition):
     required: bool = True
 
 
+def _bounded_offset(v: int | None) -> int | None:
+    if v is not None and abs(v) > MAX_OFFSET_DAYS:
+        raise ValueError(f"offset {v} days leaves the representable date range; offsets are "
+                         f"limited to ±{MAX_OFFSET_DAYS} days (calendar or business)")
+    return v
+
+
 class ManualTrigger(Definition):
     type: Literal["manual"]
 
@@ -107,6 +113,11 @@ class ScheduleTrigger(Definition):
     type: Literal["schedule"]
     cron: str = Field(min_length=9)
     anchor_offset_days: int = 0
+
+    @field_validator("anchor_offset_days")
+    @classmethod
+    def _bounded(cls, v: int) -> int:
+        return _bounded_offset(v) or 0
 
 
 Trigger = Annotated[ManualTrigger | ScheduleTrigger, Field(discriminator="type")]
@@ -149,6 +160,11 @@ class TaskDefinition(Definition):
     instructions_url: str | None = None
     tags: list[str] = []
     description: str | None = None
+
+    @field_validator("offset_days", "offset_business_days")
+    @classmethod
+    def _bounded(cls, v: int | None) -> int | None:
+        return _bounded_offset(v)
 
     @model_validator(mode="after")
     def _one_offset(self) -> TaskDefinition:

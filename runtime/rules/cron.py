@@ -28,6 +28,18 @@ def check_cron(cron: str, timezone: str) -> str | None:
     return None
 
 
+def never_fires(cron: str, timezone: str, now: datetime) -> str | None:
+    """A warning if a valid ``cron`` has no firing after ``now`` (e.g. ``0 0 31 2 *``), else None."""
+    try:
+        nxt = cron_trigger(cron, timezone).get_next_fire_time(None, now)
+    except (ValueError, OverflowError):
+        return None  # check_cron names an invalid expression
+    if nxt is None:
+        return (f"cron {cron!r} never fires (no such date after {now.date()}); the schedule "
+                "will create no bundle, fix the day or month")
+    return None
+
+
 def firings(cron: str, timezone: str, after: datetime, until: datetime) -> list[datetime]:
     """The cron's firing instants in (after, until], oldest first."""
     trigger = cron_trigger(cron, timezone)

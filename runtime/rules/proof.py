@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from runtime.model import (
     ArtifactProof,
     CommentProof,
@@ -14,6 +12,7 @@ from runtime.model import (
     UrlProof,
     describe_requirement,
 )
+from runtime.rules.pattern import pattern_matches
 
 Requirement = UrlProof | ArtifactProof | CommentProof | ExternalStatusProof
 
@@ -24,7 +23,7 @@ def _satisfies(req: Requirement, entry: ProofEntry) -> bool:
             return (
                 entry.kind == ProofKind.URL
                 and entry.value is not None
-                and (req.pattern is None or re.search(req.pattern, entry.value) is not None)
+                and (req.pattern is None or pattern_matches(req.pattern, entry.value))
             )
         case ArtifactProof():
             return (

@@ -178,3 +178,51 @@ def test_relationships_listed_in_the_manifest_cover_every_parent_field() -> None
     fields = {spec.entity_type: set(spec.model.model_fields) for spec in ENTITIES}
     for child, field, parent, pfield in RELATIONSHIPS:
         assert field in fields[child] and pfield in fields[parent]
+
+
+# ---- bounded lines (DESIGN.md "Errors"): a named problem "file:line: ...", never a traceback --
+
+
+def _raw_line(directory: Path, file: str, line: str) -> None:
+    """Append one raw line to ``file`` and fix the manifest, so only the line is wrong."""
+    path = directory / file
+    text = path.read_text() + line + "\n"
+    path.write_text(text)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for entry in manifest["entities"]:
+        if entry["file"] == file:
+            entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+            entry["count"] = len(text.splitlines())
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(("line", "needles"), [
+    ('{"a": ' + "[" * 2000 + "]" * 2000 + "}", ("nesting deeper than 100",)),
+    ('{"a": ' + "[" * 101 + "]" * 101 + "}", ("nesting deeper than 100",)),
+    ('{"n": ' + "9" * 5000 + "}", ("5000 digits", "limit is 100 digits")),
+    ('{"n": 1.' + "5" * 200 + "}", ("201 digits",)),
+    ('{"s": "' + "x" * (1024 * 1024) + '"}', ("bytes; the limit is 1048576",)),
+])
+def test_an_export_line_past_a_limit_is_named(populated: Path, cli, line: str, needles) -> None:
+    n = len((populated / "tasks.jsonl").read_text().splitlines()) + 1
+    _raw_line(populated, "tasks.jsonl", line)
+    _broken(cli, populated, f"tasks.jsonl:{n}:", *needles)
+    r = cli("import", str(populated), store=f"sqlite:///{populated.parent / 'fresh.db'}")
+    assert r.code == 2 and f"tasks.jsonl:{n}:" in r.err and "Traceback" not in r.err
+
+
+def test_a_count_given_as_a_string_must_be_a_number(populated: Path, cli) -> None:
+    manifest = json.loads((populated / "manifest.json").read_text())
+    entry = next(e for e in manifest["entities"] if e["file"] == "tasks.jsonl")
+    entry["count"] = str(entry["count"])
+    (populated / "manifest.json").write_text(json.dumps(manifest))
+    r = cli("export", "validate", str(populated))
+    assert r.code == 2 and "count '" in r.err and "must be a number" in r.err, r.err
+    assert "the manifest says" not in r.err
+
+
+def test_a_manifest_past_a_limit_is_named(populated: Path, cli) -> None:
+    (populated / "manifest.json").write_text('{"format": ' + "1" * 5000 + "}")
+    _broken(cli, populated, "manifest.json", "5000 digits")
+    (populated / "manifest.json").write_text('{"format": "dataops-export", "entities": 3}')
+    _broken(cli, populated, "entities must be a list")
