@@ -130,15 +130,12 @@ def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | Non
         if path.stat().st_size > limits.MAX_EXPORT_LINE_BYTES:
             problems.append(f"{path}: larger than {limits.MAX_EXPORT_LINE_BYTES} bytes, the limit")
             return None
-        manifest = loads_bounded(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         problems.append(f"{path}: cannot read: {e}")
         return None
-    except ValueError as e:
-        problems.append(f"{path}: {e}")
-        return None
-    if not isinstance(manifest, dict):
-        problems.append(f"{path}: expected a JSON object")
+    manifest = _json_object(str(path), text, problems)
+    if manifest is None:
         return None
     if manifest.get("format") != FORMAT:
         problems.append(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
@@ -273,19 +270,27 @@ def loads_bounded(text: str) -> Any:
     return value
 
 
+def _json_object(where: str, text: str, problems: list[str]) -> dict[str, Any] | None:
+    """``text`` as a JSON object within the limits, or None with the problem named."""
+    try:
+        value = loads_bounded(text)
+    except ValueError as e:
+        problems.append(f"{where}: {e}")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected a JSON object")
+        return None
+    return value
+
+
 def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) -> Record | None:
     size = len(text.encode("utf-8", "replace"))
     if size > limits.MAX_EXPORT_LINE_BYTES:
         problems.append(f"{where}: the line is {size} bytes; the limit is "
                         f"{limits.MAX_EXPORT_LINE_BYTES} bytes per record")
         return None
-    try:
-        raw = loads_bounded(text)
-    except ValueError as e:
-        problems.append(f"{where}: {e}")
-        return None
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: expected a JSON object")
+    raw = _json_object(where, text, problems)
+    if raw is None:
         return None
     keys = STORE_KEYS & raw.keys()
     if keys:

@@ -113,3 +113,11 @@ def cli(tmp_path: Path, content_dir: Path, monkeypatch: pytest.MonkeyPatch):
         return Result(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture
+def run(cli: Any) -> Any:
+    """``cli`` with a vat-return bundle created; returns the ``cli`` callable."""
+    r = cli("bundle", "create", "vat-return", "--anchor", "2026-11-02", "--json")
+    assert r.code == 0, r.err
+    return cli

@@ -36,3 +36,19 @@ def verified(store: Store) -> int:
     from runtime.engine.audit import verify
 
     return verify(store).events
+
+
+def one_error_line(err: str) -> str:
+    """The one ``error:`` line a failing command writes on stderr (no traceback)."""
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def show(cli: Any, task_id: str) -> dict[str, Any]:
+    """``task show --json`` of a task, which must succeed."""
+    r = cli("task", "show", task_id, "--json")
+    assert r.code == 0, r.err
+    data: dict[str, Any] = r.json()
+    return data

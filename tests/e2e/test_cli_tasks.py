@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import one_error_line, show
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = "vat-return/2026-11-02"
 FILE_RETURN = f"{BUNDLE}/file-return"  # url (pattern ^https://) + external_status tax_portal
@@ -23,27 +25,10 @@ COLLECT = f"{BUNDLE}/collect-invoices"  # artifact (application/pdf, application
 PAY = f"{BUNDLE}/pay-balance"  # external_status bank=paid
 
 
-def one_error_line(err: str) -> str:
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
-@pytest.fixture
-def run(cli: Any) -> Any:
-    """``cli`` with a vat-return bundle created; returns the ``cli`` callable."""
-    r = cli("bundle", "create", "vat-return", "--anchor", "2026-11-02", "--json")
-    assert r.code == 0, r.err
-    return cli
 
 
-def show(cli: Any, task_id: str) -> dict[str, Any]:
-    r = cli("task", "show", task_id, "--json")
-    assert r.code == 0, r.err
-    data: dict[str, Any] = r.json()
-    return data
 
 
 # ---- Completion requires proof ---------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import one_error_line, show
+
 BUNDLE = "vat-return/2026-11-02"
 COLLECT = f"{BUNDLE}/collect-invoices"  # artifact (application/pdf, application/zip)
 PAY = f"{BUNDLE}/pay-balance"  # external_status bank=paid
@@ -20,25 +22,10 @@ PDF = b"%PDF-1.7 invoices\n"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\0" * 16
 
 
-def one_error_line(err: str) -> str:
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
-@pytest.fixture
-def run(cli: Any) -> Any:
-    r = cli("bundle", "create", "vat-return", "--anchor", "2026-11-02", "--json")
-    assert r.code == 0, r.err
-    return cli
 
 
-def show(cli: Any, task_id: str) -> dict[str, Any]:
-    r = cli("task", "show", task_id, "--json")
-    assert r.code == 0, r.err
-    data: dict[str, Any] = r.json()
-    return data
 
 
 def no_controls(text: str) -> None:
