@@ -6,7 +6,6 @@ proof pattern runs in linear time (RE2); offsets stay inside the representable d
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -27,10 +26,8 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 
 def _refused(path: Path, *needles: str) -> str:
-    started = time.monotonic()
-    with pytest.raises(DefinitionError) as err:
+    with pytest.raises(DefinitionError) as err:  # unbounded, the alias bomb would need GBs
         read_yaml(path)
-    assert time.monotonic() - started < 5, "refused, but not quickly"
     message = str(err.value)
     assert message.startswith(str(path)), message
     for needle in needles:
@@ -110,12 +107,30 @@ def test_a_missing_field_is_named_in_snake_case(content_dir: Path):
 # ---- proof patterns in linear time ----------------------------------------------------------
 
 
-def test_a_catastrophic_pattern_matches_instantly():
+def test_a_catastrophic_pattern_is_matched_by_the_linear_engine_through_missing_proof():
+    """``^https://(a+)+$`` against a long run of a's and a '!' takes exponential time in a
+    backtracking engine; the proof check runs it in RE2 (no timing assertion: the compiled
+    pattern's engine is checked, and the match runs on an input a backtracking engine would
+    take minutes over)."""
+    from datetime import date
+
+    from runtime.model import ProofEntry, ProofKind, Task
+    from runtime.model.common import utc
+    from runtime.rules.pattern import compile_pattern
+    from runtime.rules.proof import missing_proof
+
+    assert type(compile_pattern(r"^https://(a+)+$")).__module__.startswith("re2")
     url = "https://" + "a" * 100_000 + "!"
-    started = time.monotonic()
     assert not pattern_matches(r"^https://(a+)+$", url)
     assert pattern_matches(r"^https://(a+)+!$", url)
-    assert time.monotonic() - started < 1
+    at = utc(2026, 11, 25)
+    task = Task(task_id="b/t", bundle_id="b", template_id="b", template_task_ref="t", title="T",
+                phase="p", assignee="a", due_date=date(2026, 11, 25), created_at=at,
+                updated_at=at, version=1,
+                proof_requirements=[UrlProof(kind="url", pattern=r"^https://(a+)+$")],
+                proof=[ProofEntry(kind=ProofKind.URL, value="https://" + "a" * 40 + "!", by="x",
+                                  at=at)])
+    assert len(missing_proof(task)) == 1
 
 
 @pytest.mark.parametrize("pattern", [r"(a)\1", r"^(?=https)", r"(?<!x)y", r"(?!a)b"])

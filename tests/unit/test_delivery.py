@@ -14,7 +14,6 @@ import json
 import math
 import socket
 import threading
-import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -82,6 +81,10 @@ class Hanging:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
         self.accepted: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
+        self._lock = threading.Lock()
+        self.open_now = 0
+        self.most_open = 0
+        """The most connections open at once: 1 if deliveries ran one after another."""
 
     def _accept(self) -> None:
         while True:
@@ -90,6 +93,20 @@ class Hanging:
             except OSError:
                 return
             self.accepted.append(conn)
+            with self._lock:
+                self.open_now += 1
+                self.most_open = max(self.most_open, self.open_now)
+            threading.Thread(target=self._until_closed, args=(conn,), daemon=True).start()
+
+    def _until_closed(self, conn: socket.socket) -> None:
+        """Read (and never answer) until the client gives up and closes."""
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+        with self._lock:
+            self.open_now -= 1
 
     def __enter__(self) -> Hanging:
         self.thread.start()
@@ -138,13 +155,12 @@ def test_a_hanging_receiver_holds_up_neither_the_sweep_nor_the_other_receiver(
     with Hanging() as hanging, Receiver() as good:
         sinks = [WebhookSink(f"{hanging.url}?timeout={timeout}", secret=SECRET),
                  WebhookSink(good.url, secret=SECRET)]
-        started = time.monotonic()
         report = deliver_pending(svc, sinks, now, policy=policy)
-        elapsed = time.monotonic() - started
-    # serially this is n * timeout = 12 s; concurrently ceil(n / workers) rounds of the timeout
-    bound = timeout * (math.ceil(n / policy.workers) + 3)
-    assert elapsed < bound, f"the sweep took {elapsed:.2f} s (bound {bound:.2f} s)"
-    print(f"\n{n} reminders to a hanging receiver: one sweep took {elapsed:.2f} s")
+        most_open = hanging.most_open
+    # serially one connection would be open at a time (each waits out its timeout before the
+    # next starts; a close seen a little late could make it two); concurrently the pool keeps
+    # about one per worker open together
+    assert most_open >= policy.workers // 2, most_open
     assert sorted(good.ids()) == sorted(ids)  # the other receiver got each one, once
     assert len(report.retried) == n and report.delivered == []
     for r in reminders(svc.store):
