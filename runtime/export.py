@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,10 +87,37 @@ def _line(record: Record) -> str:
 
 def export_store(store: Store, out: Path, now: datetime) -> dict[str, Any]:
     """Write every entity of ``store`` to ``out`` from one read snapshot, each file in ID
-    order (audit events by entity, then seq); return the manifest."""
+    order (audit events by entity, then seq); return the manifest.
+
+    The export is written into a temporary folder beside ``out`` and renamed into place only
+    when complete, so an interrupted export never replaces (or half-overwrites) a good one.
+    """
     if out.exists() and not out.is_dir():
         raise InputError(f"export folder {out} is a file; give a folder to write the export to")
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.incoming-", dir=out.parent))
+    try:
+        manifest = _write_all(store, work, now)
+        _swap_into_place(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _swap_into_place(work: Path, out: Path) -> None:
+    """Rename ``work`` to ``out``; a previous export there is moved aside first and removed
+    only once the new one is in place (a crash in between leaves it beside, never lost)."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.previous-{os.urandom(4).hex()}"
+        out.rename(old)
+    work.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_all(store: Store, out: Path, now: datetime) -> dict[str, Any]:
     entities = []
     with store.snapshot() as snap:
         for spec in ENTITIES:

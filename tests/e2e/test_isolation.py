@@ -196,3 +196,49 @@ def test_an_empty_store_url_is_an_error_not_the_default(cli: Any, tmp_path: Path
 def test_memory_store_on_the_cli_warns_that_nothing_is_kept(cli: Any) -> None:
     r = cli("bundle", "list", store="memory://")
     assert r.code == 0 and "memory://" in r.err and "keeps nothing" in r.err
+
+
+def test_an_interrupted_export_leaves_the_previous_one_whole(
+        content: Any, tmp_path: Path) -> None:
+    svc = Services(MemoryStore(), FixedClock(utc(2026, 11, 25, 8)), "tester",
+                   LocalArtifactStore(tmp_path / "art"), lambda: content)
+    engine.create_bundle(svc, "vat-return", date(2026, 11, 2))
+    out = tmp_path / "backup"
+    export_store(svc.store, out, utc(2026, 11, 25))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    engine.create_bundle(svc, "vat-return", date(2026, 11, 9))
+
+    class Dies(Exception):
+        pass
+
+    class DyingStore:
+        """The store dies half-way through the export's scans."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def snapshot(self) -> Any:
+            from contextlib import contextmanager
+
+            @contextmanager
+            def snap() -> Any:
+                with self.inner.snapshot() as real:
+                    class Half:
+                        def scan(self, kind: Any) -> Any:
+                            if kind.record_kind == "reminder":
+                                raise Dies("killed")
+                            return real.scan(kind)
+                    yield Half()
+            return snap()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    import pytest
+
+    with pytest.raises(Dies):
+        export_store(DyingStore(svc.store), out, utc(2026, 11, 26))  # type: ignore[arg-type]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old one, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")] == []
+    export_store(svc.store, out, utc(2026, 11, 26))  # a whole one replaces it
+    assert (out / "bundles.jsonl").read_text().count("\n") == 2
