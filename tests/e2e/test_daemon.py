@@ -254,10 +254,15 @@ from runtime.model import parse_instant
 from runtime.store.sqlite import SqliteStore
 from runtime.engine.reminders import sweep
 
+import threading
+said = threading.Lock()  # deliveries run concurrently: one whole line each
+
 class Stuck:
     url = "test://stuck"
     def deliver(self, payload):
-        print("delivering", payload["reminder_id"], flush=True)
+        with said:
+            sys.stdout.write(f"delivering {payload['reminder_id']}\n")
+            sys.stdout.flush()
         time.sleep(3600)  # hangs in the middle of the first delivery
     def close(self):
         pass
