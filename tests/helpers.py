@@ -52,3 +52,13 @@ def show(cli: Any, task_id: str) -> dict[str, Any]:
     assert r.code == 0, r.err
     data: dict[str, Any] = r.json()
     return data
+
+
+def generated(template_id: str, n_tasks: int) -> dict[str, Any]:
+    """A definition with ``n_tasks`` tasks (no size cap: any number validates)."""
+    return {
+        "template_id": template_id, "version": 1, "title": f"{n_tasks} tasks", "timezone": "UTC",
+        "default_assignee": "ops", "phases": [{"phase_id": "only", "title": "Only"}],
+        "tasks": [{"task_ref": f"t{i:03d}", "title": f"Task {i}", "phase": "only",
+                   "offset_days": i % 30} for i in range(n_tasks)],
+    }

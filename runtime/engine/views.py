@@ -10,7 +10,7 @@ from runtime.engine.services import Services
 from runtime.errors import InputError
 from runtime.machines import Context, machine
 from runtime.model import AuditEvent, Bundle, BundleStatus, Reminder, Task, TaskStatus
-from runtime.store.base import Page, decode_cursor, encode_cursor
+from runtime.store.base import Page, R, decode_cursor, encode_cursor
 
 
 @dataclass
@@ -50,6 +50,13 @@ def _offset(cursor: str | None) -> int:
     return int(key[0])
 
 
+def _page_of(items: list[R], limit: int, cursor: str | None) -> Page[R]:
+    """One page of a list already in memory (one bundle's tasks, one entity's chain)."""
+    start = _offset(cursor)
+    end = start + limit
+    return Page(items[start:end], encode_cursor([end]) if end < len(items) else None)
+
+
 def _where(**fields: str | None) -> dict[str, str]:
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -74,9 +81,7 @@ def list_tasks(svc: Services, bundle_id: str | None = None, status: str | None =
     svc.store.get(Bundle, bundle_id)
     tasks = [t for t in svc.store.tasks_of(bundle_id)
              if (status is None or t.status == status) and (assignee is None or t.assignee == assignee)]
-    start = _offset(cursor)
-    end = start + limit
-    return Page(tasks[start:end], encode_cursor([end]) if end < len(tasks) else None)
+    return _page_of(tasks, limit, cursor)
 
 
 def list_reminders(svc: Services, entity_id: str | None = None, *, limit: int = 100,
@@ -89,10 +94,7 @@ def audit_log(svc: Services, entity_id: str | None = None, *, limit: int = 100,
     """One entity's chain in order, or every event by time."""
     if entity_id is None:
         return svc.store.page(AuditEvent, limit=limit, cursor=cursor)
-    events = svc.store.audit_events(entity_id)
-    start = _offset(cursor)
-    end = start + limit
-    return Page(events[start:end], encode_cursor([end]) if end < len(events) else None)
+    return _page_of(svc.store.audit_events(entity_id), limit, cursor)
 
 
 def check_task(svc: Services, task_id: str, trigger: str, **args: Any) -> list[str]:

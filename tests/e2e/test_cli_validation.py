@@ -17,7 +17,7 @@ import yaml
 
 from runtime.model import Bundle
 from runtime.store import open_store
-from tests.helpers import bundles, log_of
+from tests.helpers import bundles, generated, log_of
 
 # DESIGN "Records": the export shape's field names are part of the contract.
 BUNDLE_FIELDS = {
@@ -343,14 +343,6 @@ def test_definition_written_from_a_dict_with_several_errors(cli, tmp_path):
 # ---- a broken file does not stop the good ones ---------------------------------------------
 
 
-def generated(template_id: str, n_tasks: int) -> dict[str, Any]:
-    """A definition with ``n_tasks`` tasks (no size cap: any number validates)."""
-    return {
-        "template_id": template_id, "version": 1, "title": f"{n_tasks} tasks", "timezone": "UTC",
-        "default_assignee": "ops", "phases": [{"phase_id": "only", "title": "Only"}],
-        "tasks": [{"task_ref": f"t{i:03d}", "title": f"Task {i}", "phase": "only",
-                   "offset_days": i % 30} for i in range(n_tasks)],
-    }
 
 
 def break_podcast(content_dir: Path) -> Path:

@@ -16,6 +16,7 @@ import yaml
 
 from runtime.content import Content, load_content
 from runtime.errors import DefinitionError, InputError, NotFoundError
+from tests.helpers import generated
 
 SHIPPED = ("newsletter", "podcast-episode", "vat-return")
 
@@ -37,14 +38,6 @@ def line_of(path: Path, needle: str) -> int:
     raise AssertionError(f"{needle!r} not in {path}")
 
 
-def generated(template_id: str, n_tasks: int) -> dict[str, Any]:
-    """A definition with ``n_tasks`` tasks (no size cap: any number validates)."""
-    return {
-        "template_id": template_id, "version": 1, "title": f"{n_tasks} tasks", "timezone": "UTC",
-        "default_assignee": "ops", "phases": [{"phase_id": "only", "title": "Only"}],
-        "tasks": [{"task_ref": f"t{i:03d}", "title": f"Task {i}", "phase": "only",
-                   "offset_days": i % 30} for i in range(n_tasks)],
-    }
 
 
 def write_yaml(path: Path, data: Any) -> Path:
