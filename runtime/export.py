@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from runtime import limits
-from runtime.errors import ExportFormatError, InputError
+from runtime.errors import ConflictError, ExportFormatError, InputError
 from runtime.model import (
     Artifact,
     AssistantJob,
@@ -378,21 +378,70 @@ def _check_chains(records: dict[str, list[Record]]) -> list[str]:
 
 
 def import_export(store: Store, directory: Path) -> dict[str, int]:
-    """Load a valid export into an empty store without changing an ID, a chain head or an
-    event (records and events are written as they are, in batches within the store's limit).
+    """Load a valid export into a store without changing an ID, a chain head or an event
+    (records and events are written as they are).
+
+    On a store without a per-write limit (SQLite, memory) the import is one atomic write: a
+    killed import leaves the store as it was. On a store with a limit it is written in batches
+    within it, every entity's events before the entity's record, and is resumable: running the
+    same import again writes only what is missing. Either way importing an export again into
+    the store that holds it changes nothing.
 
     :raises ExportFormatError: the export does not validate; nothing was written.
-    :raises InputError: the store is not empty.
+    :raises ConflictError: the store holds a different version of a record of the export.
+    :raises InputError: the store holds records the export does not (it is neither empty nor
+        a partial or whole import of this export).
     """
     records = load_export(directory)
-    if not store.is_empty():
-        raise InputError(f"import needs an empty store; {store.url} has data already")
-    batch = min(IMPORT_BATCH, store.max_items or IMPORT_BATCH)
-    every = [r for spec in ENTITIES for r in records[spec.entity_type]]
-    for chunk in _chunks(every, batch):
-        store.commit(Changes(creates=[r for r in chunk if not isinstance(r, AuditEvent)],
-                             events=[r for r in chunk if isinstance(r, AuditEvent)]))
+    todo = _still_missing(store, records)
+    if todo and store.max_items is None:
+        store.commit(_changes(todo))
+    elif todo:
+        batch = min(IMPORT_BATCH, store.max_items)
+        for chunk in _chunks(todo, batch):
+            store.commit(_changes(chunk))
     return {spec.entity_type: len(records[spec.entity_type]) for spec in ENTITIES}
+
+
+def _changes(chunk: list[Record]) -> Changes:
+    return Changes(creates=[r for r in chunk if not isinstance(r, AuditEvent)],
+                   events=[r for r in chunk if isinstance(r, AuditEvent)])
+
+
+def _in_write_order(records: dict[str, list[Record]]) -> list[Record]:
+    """Audit events first (an event without its record is what an interrupted import leaves,
+    and ``audit verify`` names it), then the records, parents before children."""
+    order = ["audit_event", *(s.entity_type for s in ENTITIES if s.entity_type != "audit_event")]
+    return [r for kind in order for r in records[kind]]
+
+
+def _still_missing(store: Store, records: dict[str, list[Record]]) -> list[Record]:
+    """The export's records the store does not hold yet, in write order. A record the store
+    holds must be identical; the store may hold nothing the export does not."""
+    every = _in_write_order(records)
+    if store.is_empty():
+        return every
+    present: set[tuple[str, str]] = set()
+    wanted = {(spec.entity_type, getattr(r, spec.id_field)): r
+              for spec in ENTITIES for r in records[spec.entity_type]}
+    with store.snapshot() as snap:
+        for spec in ENTITIES:
+            for held in snap.scan(spec.model):
+                rid = getattr(held, spec.id_field)
+                mine = wanted.get((spec.entity_type, rid))
+                if mine is None:
+                    raise InputError(
+                        f"import needs an empty store, or one holding part of this export; "
+                        f"{store.url} holds {spec.entity_type} {rid}, which the export does not")
+                if mine != held:
+                    raise ConflictError(
+                        f"{store.url} holds another version of {spec.entity_type} {rid} "
+                        f"(version {getattr(held, 'version', '?')}; the export has "
+                        f"{getattr(mine, 'version', '?')}); import into an empty store")
+                present.add((spec.entity_type, rid))
+    spec_of = {spec.model: spec for spec in ENTITIES}
+    return [r for r in every if (spec_of[type(r)].entity_type,
+                                 getattr(r, spec_of[type(r)].id_field)) not in present]
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

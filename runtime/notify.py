@@ -7,6 +7,7 @@ A sink raises :class:`DeliveryError` when a delivery failed; the sweep retries w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -142,21 +143,15 @@ def _timeout_of(url: str, default: float) -> tuple[str, float]:
     return urlunparse(parsed._replace(query=rest)), timeout
 
 
-def _no_redirects() -> Any:
-    """A urllib opener that never follows a redirect: a 3xx comes back as an HTTPError."""
-    import urllib.request
-
-    class Refuse(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    return urllib.request.build_opener(Refuse)
-
-
 class WebhookSink:
     """POSTs the JSON payload, signed with HMAC-SHA256 (secret from DATAOPS_WEBHOOK_SECRET).
     Only a 2xx answer is a delivery; a redirect is never followed (it is a failed attempt).
-    ``?timeout=SECONDS`` on the URL overrides ``timeout_s`` (per connect and per read)."""
+
+    ``?timeout=SECONDS`` on the URL overrides ``timeout_s``, which bounds the *whole* delivery
+    (connect, send, the answer's status line and headers), not each socket operation: a
+    receiver that trickles a byte at a time is cut off at the deadline like one that hangs.
+    Built on :mod:`http.client` rather than urllib because urllib's timeout is per socket
+    operation and it follows redirects; no environment proxy is used."""
 
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  wall_clock: Callable[[], float] = time.time) -> None:
@@ -164,37 +159,77 @@ class WebhookSink:
         parsed = urlparse(self.target)
         if parsed.scheme == "http" and parsed.hostname not in {"localhost", "127.0.0.1", "::1"}:
             raise InputError(f"sink {url!r}: plain http is only allowed for localhost; use https://")
+        if not parsed.hostname:
+            raise InputError(f"sink {url!r} names no host; write https://host/path")
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise InputError(f"sink {url!r}: the port is not a number") from None
         secret = secret if secret is not None else os.environ.get("DATAOPS_WEBHOOK_SECRET")
         if not secret:
             raise InputError(f"sink {url!r}: set DATAOPS_WEBHOOK_SECRET to the webhook's signing secret")
         self.url, self.secret, self.timeout_s, self.wall_clock = url, secret, timeout_s, wall_clock
-        self._opener = _no_redirects()
+
+    def _connection(self) -> Any:
+        import http.client
+
+        parsed = urlparse(self.target)
+        if parsed.scheme == "https":
+            return http.client.HTTPSConnection(parsed.hostname or "", parsed.port,
+                                               timeout=self.timeout_s)
+        return http.client.HTTPConnection(parsed.hostname or "", parsed.port,
+                                          timeout=self.timeout_s)
 
     def deliver(self, payload: dict[str, Any]) -> None:
-        import urllib.error
-        import urllib.request
+        import http.client
+        import socket
 
         body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
         timestamp = str(int(self.wall_clock()))
-        request = urllib.request.Request(self.target, data=body, method="POST", headers={
+        parsed = urlparse(self.target)
+        path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": payload["idempotency_key"],
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self.secret, timestamp, body),
             "User-Agent": "dataops-runtime",
-        })
+        }
+        conn = self._connection()
+        expired = threading.Event()
+
+        def cut() -> None:  # the deadline: wake whatever read or write is blocked on the socket
+            expired.set()
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+        deadline = threading.Timer(self.timeout_s, cut)
+        deadline.daemon = True
+        deadline.start()
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                if not 200 <= response.status < 300:
-                    raise DeliveryError(f"{self.url}: HTTP {response.status}")
-        except urllib.error.HTTPError as e:
-            if 300 <= e.code < 400:
-                location = e.headers.get("Location") if e.headers else None
-                raise DeliveryError(f"{self.url}: HTTP {e.code} redirect to {location!r} "
-                                    "not followed (only a 2xx is a delivery)") from e
-            raise DeliveryError(f"{self.url}: HTTP {e.code}") from e
-        except (urllib.error.URLError, OSError) as e:
-            raise DeliveryError(f"{self.url}: {getattr(e, 'reason', e)}") from e
+            conn.connect()  # bounded by the socket timeout; the deadline may pass meanwhile
+            if expired.is_set():
+                raise TimeoutError
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            deadline.cancel()
+            if expired.is_set():  # cut mid-answer: http.client may take a cut header for the end
+                raise TimeoutError
+            status, location = response.status, response.getheader("Location")
+        except (OSError, http.client.HTTPException) as e:
+            if expired.is_set() or isinstance(e, TimeoutError):
+                raise DeliveryError(f"{self.url}: timed out (no whole answer within "
+                                    f"{self.timeout_s:g} s)") from e
+            raise DeliveryError(f"{self.url}: {e or type(e).__name__}") from e
+        finally:
+            deadline.cancel()
+            conn.close()
+        if 300 <= status < 400:
+            raise DeliveryError(f"{self.url}: HTTP {status} redirect to {location!r} "
+                                "not followed (only a 2xx is a delivery)")
+        if not 200 <= status < 300:
+            raise DeliveryError(f"{self.url}: HTTP {status}")
 
     def close(self) -> None:
         pass

@@ -48,6 +48,9 @@ def cmd_reminders_list(ctx: Ctx) -> int:
     return OK
 
 
+MAX_DELIVERY_WORKERS = 256
+
+
 def cmd_scheduler_run(ctx: Ctx) -> int:
     import logging
     import math
@@ -65,10 +68,22 @@ def cmd_scheduler_run(ctx: Ctx) -> int:
     timeout = ctx.args.delivery_timeout
     if not math.isfinite(timeout) or timeout <= 0:
         raise InputError(f"--delivery-timeout {timeout}: give a positive number of seconds")
+    workers = ctx.args.delivery_workers
+    if not 1 <= workers <= MAX_DELIVERY_WORKERS:
+        raise InputError(f"--delivery-workers {workers}: give a whole number from 1 to "
+                         f"{MAX_DELIVERY_WORKERS}")
     sinks = open_sinks(ctx.args.sink, timeout_s=timeout)
+    longest = max([timeout, *(float(getattr(s, "timeout_s", 0) or 0) for s in sinks)])
+    margin = RetryPolicy.margin.total_seconds()
+    lease = ctx.args.lease
+    if not math.isfinite(lease) or lease < longest + margin:
+        raise InputError(f"--lease {lease}: give at least {longest + margin:g} seconds (the longest "
+                         f"delivery timeout, {longest:g} s, plus a {margin:g} s margin), or "
+                         "lower --delivery-timeout")
     svc = ctx.services()
     warn_broken(svc.content)  # a broken definition is left out: its schedule does not fire
-    policy = RetryPolicy(timeout=timedelta(seconds=timeout))
+    policy = RetryPolicy(timeout=timedelta(seconds=timeout), workers=workers,
+                         lease=timedelta(seconds=lease))
     daemon = Daemon(svc, sinks, interval_s=interval, policy=policy)
     if ctx.args.once:
         report = daemon.run_sweep()

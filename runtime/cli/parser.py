@@ -141,7 +141,13 @@ def _operations(sub: Any) -> None:
                    help="log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL (repeatable)")
     s.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps")
     s.add_argument("--delivery-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="timeout of one webhook delivery (a sink URL's ?timeout= overrides it)")
+                   help="deadline of one whole webhook delivery (a sink URL's ?timeout= "
+                        "overrides it)")
+    s.add_argument("--delivery-workers", type=int, default=8, metavar="N",
+                   help="deliveries run at once (default 8)")
+    s.add_argument("--lease", type=float, default=300.0, metavar="SECONDS",
+                   help="how long a daemon holds a reminder it is delivering (default 300); "
+                        "daemons sharing a store should use the same value")
     s = _cmd(sub, "export", o.cmd_export, "write a portable export (or: export validate DIR)", False)
     s.add_argument("action", nargs="?", choices=["validate"], help="validate an export folder")
     s.add_argument("directory", nargs="?")

@@ -66,3 +66,43 @@ def test_validate_warns_about_a_cron_that_never_fires(cli, content_dir: Path) ->
 def test_validate_does_not_warn_about_a_cron_that_fires(cli) -> None:
     r = cli("validate")
     assert r.code == 0 and "never fires" not in r.err, r.err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--interval", "nan"], "--interval nan"), (["--interval", "inf"], "--interval inf"),
+    (["--delivery-timeout", "-1"], "--delivery-timeout -1"),
+    (["--delivery-workers", "0"], "--delivery-workers 0"),
+    (["--delivery-workers", "100000"], "from 1 to 256"),
+    (["--lease", "20"], "--lease 20.0: give at least 40"),
+    (["--lease", "100", "--delivery-timeout", "90"], "give at least 120"),
+    (["--lease", "100", "--sink", "http://127.0.0.1:9/h?timeout=80"], "give at least 110"),
+])
+def test_scheduler_options_out_of_range_are_named(cli, monkeypatch: pytest.MonkeyPatch,
+                                                  argv: list[str], needle: str) -> None:
+    monkeypatch.setenv("DATAOPS_WEBHOOK_SECRET", "s")
+    _named(cli("scheduler", "run", "--once", *argv), needle)
+
+
+def test_scheduler_delivery_options_reach_the_daemon(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from runtime import scheduler
+
+    seen = []
+    real = scheduler.Daemon.__init__
+
+    def spy(self, svc, sinks, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw["policy"])
+        real(self, svc, sinks, **kw)
+
+    monkeypatch.setattr(scheduler.Daemon, "__init__", spy)
+    r = cli("scheduler", "run", "--once", "--delivery-workers", "3", "--delivery-timeout", "4",
+            "--lease", "90")
+    assert r.code == 0, r.err
+    [policy] = seen
+    assert (policy.workers, policy.timeout, policy.lease) == (
+        3, timedelta(seconds=4), timedelta(seconds=90))
+    r = cli("scheduler", "run", "--once")
+    assert r.code == 0, r.err
+    assert (seen[1].workers, seen[1].timeout, seen[1].lease) == (
+        8, timedelta(seconds=10), timedelta(minutes=5))

@@ -169,9 +169,30 @@ def test_import_round_trips_every_id(populated: Path, cli, tmp_path: Path, targe
         assert (tmp_path / "again" / spec.file).read_text() == (populated / spec.file).read_text()
 
 
-def test_import_refuses_a_store_with_data(populated: Path, cli) -> None:
+def test_importing_an_export_into_the_store_that_holds_it_changes_nothing(
+        populated: Path, cli, tmp_path: Path) -> None:
     r = cli("import", str(populated))
-    assert r.code == 2 and "empty store" in r.err
+    assert r.code == 0, r.err
+    assert cli("export", "--out", str(tmp_path / "again")).code == 0
+    for spec in ENTITIES:
+        assert (tmp_path / "again" / spec.file).read_bytes() == (populated / spec.file).read_bytes()
+
+
+def test_import_refuses_a_store_with_other_data(populated: Path, cli) -> None:
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
+    before = cli("audit", "log", "--all", "--json").out
+    r = cli("import", str(populated))
+    assert r.code == 2 and "empty store" in r.err and "bundle vat-return/2026-11-02" in r.err, r.err
+    assert cli("audit", "log", "--all", "--json").out == before
+
+
+def test_import_refuses_a_store_holding_another_version_of_a_record(populated: Path, cli) -> None:
+    assert cli("task", "start", f"{BUNDLE}/record-episode").code == 0
+    before = cli("audit", "log", "--all", "--json").out
+    r = cli("import", str(populated))
+    assert r.code == 4, r.err
+    assert f"another version of task {BUNDLE}/record-episode" in r.err, r.err
+    assert cli("audit", "log", "--all", "--json").out == before
 
 
 def test_relationships_listed_in_the_manifest_cover_every_parent_field() -> None:

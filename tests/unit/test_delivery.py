@@ -118,6 +118,43 @@ class Hanging:
             conn.close()
 
 
+class Trickling:
+    """A socket on 127.0.0.1 that answers one byte of an endless header every ``gap`` seconds,
+    well inside any per-read timeout, for at most ``limit`` bytes; records whether the client
+    closed the connection before the trickle ran out."""
+
+    def __init__(self, gap: float = 0.02, limit: int = 3000) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.gap, self.limit = gap, limit
+        self.client_closed = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        stream = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * self.limit
+        stop = threading.Event()
+        try:
+            for byte in stream:
+                conn.sendall(bytes([byte]))
+                self.sent += 1
+                if stop.wait(self.gap):
+                    break
+        except OSError:  # the client closed: a send into a reset connection
+            self.client_closed.set()
+        finally:
+            conn.close()
+
+    def __enter__(self) -> Trickling:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.thread.join(timeout=120)
+        self.sock.close()
+
+
 def pending(svc: Services, n: int) -> list[str]:
     """``n`` pending reminders (automation failures about jobs), their IDs."""
     now = svc.now()
@@ -177,6 +214,19 @@ def test_a_hanging_receiver_holds_up_neither_the_sweep_nor_the_other_receiver(
     assert [r.reminder_id for r in reminders(svc.store)] == ids  # nothing recorded again
     assert all(r.delivery_status == DeliveryStatus.DELIVERED and r.attempts == 2
                for r in reminders(svc.store))
+
+
+def test_a_trickling_receiver_is_cut_off_at_the_deadline_of_the_whole_delivery() -> None:
+    # 3,000 header bytes, one per 20 ms: each read returns well inside a 0.3 s per-read timeout,
+    # so only a deadline on the whole delivery ends it; the client must hang up first.
+    with Trickling() as slow:
+        hook = WebhookSink(f"{slow.url}?timeout=0.3", secret=SECRET)
+        with pytest.raises(DeliveryError, match="timed out") as err:
+            hook.deliver({"idempotency_key": "rem-1", "reminder_id": "rem-1"})
+        slow.thread.join(timeout=120)
+    assert slow.client_closed.is_set(), "the receiver trickled out before the client hung up"
+    assert slow.sent < slow.limit
+    assert "no whole answer within 0.3 s" in str(err.value)
 
 
 def test_the_page_is_cut_so_its_worst_case_fits_in_the_lease() -> None:

@@ -1,0 +1,171 @@
+"""A killed import (SIGKILL, a real process) leaves the target store as it was: on SQLite the
+import is one atomic write. Running the same import again completes it, and the result exports
+byte-identically. On a store with a per-write limit the import goes in batches and a re-run
+writes only what is missing (DESIGN.md "Portable export")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from runtime import engine
+from runtime.artifacts import LocalArtifactStore
+from runtime.clock import FixedClock
+from runtime.content import load_content
+from runtime.engine import Services
+from runtime.errors import DataopsError
+from runtime.export import ENTITIES, export_store, import_export
+from runtime.model import Bundle
+from runtime.model.common import utc
+from runtime.store import open_store
+from runtime.store.memory import MemoryStore
+from runtime.store.sqlite import SqliteStore
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = "2026-11-25T08:00:00+00:00"
+
+
+def _export_of(n: int, content_dir: Path, tmp_path: Path) -> Path:
+    """An export of ``n`` vat-return bundles with their tasks, events and reminders."""
+    content = load_content(content_dir)
+    store = SqliteStore(f"sqlite:///{tmp_path / 'source.db'}?synchronous=NORMAL")
+    svc = Services(store, FixedClock(utc(2026, 11, 25, 8)), "setup",
+                   LocalArtifactStore(tmp_path / "art"), lambda: content)
+    for i in range(n):
+        engine.create_bundle(svc, "vat-return", date(2020, 1, 1) + timedelta(days=i))
+    out = tmp_path / "export"
+    export_store(store, out, utc(2026, 11, 25, 8))
+    store.close()
+    return out
+
+
+def _same(a: Path, b: Path) -> bool:
+    return all((a / s.file).read_bytes() == (b / s.file).read_bytes() for s in ENTITIES)
+
+
+def _env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DATAOPS_")}
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+@dataclass
+class _Watched:
+    returncode: int
+    most: int
+    """The largest size of the write-ahead log above its size before the import, in bytes."""
+
+
+def _import_argv(url: str, export: Path) -> list[str]:
+    return [sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW, "import",
+            str(export)]
+
+
+def _watch_import(export: Path, db: Path, cwd: Path, kill_at: int | None) -> _Watched:
+    """Run ``dataops import`` into ``db`` (schema made first) and watch its write-ahead log;
+    SIGKILL the process once the log has grown by ``kill_at`` bytes."""
+    url = f"sqlite:///{db}"
+    open_store(url).close()  # the schema exists; from here on only the import writes
+    wal = Path(f"{db}-wal")
+
+    def size() -> int:
+        try:
+            return wal.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    baseline, most = size(), 0
+    proc = subprocess.Popen(_import_argv(url, export), env=_env(), cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None:  # polling for a condition, not waiting for time to pass
+            most = max(most, size() - baseline)
+            if kill_at is not None and most >= kill_at:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.0005)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return _Watched(proc.returncode, most)
+
+
+def test_an_import_killed_while_it_writes_leaves_the_store_as_it_was(
+        content_dir: Path, tmp_path: Path) -> None:
+    export = _export_of(300, content_dir, tmp_path)
+    target = tmp_path / "target.db"
+    url = f"sqlite:///{target}"
+    # A whole import into a scratch store first: how far its write-ahead log grows.
+    full = _watch_import(export, tmp_path / "scratch.db", tmp_path, kill_at=None)
+    assert full.returncode == 0
+    # Then the real one, killed once its log has grown half as far: well into the write (a
+    # batched import would have committed about half of its batches by then).
+    killed = _watch_import(export, target, tmp_path, kill_at=full.most // 2)
+    assert killed.returncode == -signal.SIGKILL, "the import finished before it could be killed"
+    argv = _import_argv(url, export)
+
+    store = SqliteStore(url)
+    try:
+        assert store.is_empty(), "a killed import left part of itself behind"
+    finally:
+        store.close()
+    # the same command again completes it; the store exports byte-identically
+    r = subprocess.run(argv, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    again = tmp_path / "again"
+    r = subprocess.run([sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW,
+                        "export", "--out", str(again)], env=_env(), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _same(export, again)
+    r = subprocess.run([sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW,
+                        "audit", "verify"], env=_env(), cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+class _DiesAfter(MemoryStore):
+    """A store with a per-write limit (16) whose process "dies" (raises) after ``writes`` commits:
+    the interruption of a batched import at a chosen batch."""
+
+    def __init__(self, writes: int) -> None:
+        super().__init__("memory://?max_items=16")
+        self.left = writes
+
+    def commit(self, changes):  # type: ignore[no-untyped-def]
+        if self.left == 0:
+            raise DataopsError("killed")
+        self.left -= 1
+        super().commit(changes)
+
+
+def test_a_batched_import_interrupted_at_any_batch_is_completed_by_running_it_again(
+        content_dir: Path, tmp_path: Path) -> None:
+    export = _export_of(6, content_dir, tmp_path)
+    total = sum(1 for s in ENTITIES for _ in (export / s.file).read_text().splitlines())
+    batches = -(-total // 16)
+    assert batches >= 3
+    for dies_after in range(batches):
+        store = _DiesAfter(dies_after)
+        try:
+            import_export(store, export)
+            raise AssertionError("the import was not interrupted")
+        except DataopsError as e:
+            assert str(e) == "killed"
+        store.left = -1  # alive again: the same import completes it
+        import_export(store, export)
+        out = tmp_path / f"out{dies_after}"
+        export_store(store, out, utc(2026, 11, 25, 8))
+        assert _same(export, out), dies_after
+        writes_before = store.left
+        import_export(store, export)  # and once more: nothing left to write
+        assert store.left == writes_before
+    with store.snapshot() as snap:
+        assert len(list(snap.scan(Bundle))) == 6
