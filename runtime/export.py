@@ -394,11 +394,11 @@ def import_export(store: Store, directory: Path) -> dict[str, int]:
     """
     records = load_export(directory)
     todo = _still_missing(store, records)
-    if todo and store.max_items is None:
+    limit = store.max_items
+    if todo and limit is None:
         store.commit(_changes(todo))
-    elif todo:
-        batch = min(IMPORT_BATCH, store.max_items)
-        for chunk in _chunks(todo, batch):
+    elif todo and limit is not None:
+        for chunk in _chunks(todo, min(IMPORT_BATCH, limit)):
             store.commit(_changes(chunk))
     return {spec.entity_type: len(records[spec.entity_type]) for spec in ENTITIES}
 
