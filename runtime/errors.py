@@ -16,6 +16,7 @@
           +-- StoreReadOnly           read-only file or database
           +-- StoreFull               the disk or the database is full
           +-- StoreCorrupt            not a database, or a damaged one
+          +-- StoreUnreachable        the database server cannot be reached (or the link broke)
 
 Constructors take the entity and build the message, so every message names the entity, the field
 and what to do. No error carries an exit code or an HTTP status, and no message names a CLI
@@ -151,3 +152,8 @@ class StoreFull(StoreFault):
 
 class StoreCorrupt(StoreFault):
     """The file is not a database of ours, or is damaged."""
+
+
+class StoreUnreachable(StoreFault):
+    """The database server cannot be reached, or the connection broke during a command (which
+    may then have been written or not: read the record before retrying by hand)."""

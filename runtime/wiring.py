@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "sqlite:///dataops.db"
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, migrate: bool = False) -> Store:
     """The store a URL names; an empty URL is an error, not a silent default."""
     from runtime.store import open_store as by_scheme
 
     if not url or not url.strip():
         raise InputError("the store URL is empty; give e.g. sqlite:///dataops.db or memory://")
-    return by_scheme(url.strip())
+    return by_scheme(url.strip(), migrate=migrate)
 
 
 def open_artifacts(url: str | None, store_url: str) -> ArtifactStore:

@@ -23,7 +23,7 @@ from runtime.store import Store, open_store
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONTENT = REPO / "content"
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -31,17 +31,49 @@ def clock() -> FixedClock:
     return FixedClock(utc(2026, 11, 25, 8, 0))
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (tests/pg.py)."""
+    from tests.pg import RUNNING, PgServer
+
+    server = PgServer().start()
+    RUNNING.append(server)
+    yield server
+    RUNNING.remove(server)
+    server.stop()
+
+
+def _running_pg() -> Any:
+    from tests.pg import RUNNING
+
+    assert RUNNING, "request the pg_server fixture before making a postgres store"
+    return RUNNING[0]
+
+
 def make_store(kind: str, tmp_path: Path) -> Store:
     if kind == "memory":
         return open_store("memory://")
     if kind == "sqlite":
         return open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    if kind == "postgres":
+        return open_store(_running_pg().new_url())
+    raise AssertionError(kind)
+
+
+def store_url(kind: str, tmp_path: Path, name: str = "store") -> str:
+    """A URL of a fresh store of ``kind`` that several processes can share."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / (name + '.db')}"
+    if kind == "postgres":
+        return str(_running_pg().new_url())
     raise AssertionError(kind)
 
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """One fixture, every adapter: the contract suite runs once per store."""
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")
     s = make_store(request.param, tmp_path)
     yield s
     s.close()

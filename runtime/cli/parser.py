@@ -161,6 +161,7 @@ def _operations(sub: Any) -> None:
     _cmd(aud, "seal", o.cmd_audit_seal, "seal every chain head (a Merkle root, printed)")
     sto = _group(sub, "store", "the store itself")
     _cmd(sto, "init", o.cmd_store_init, "create the store's schema (or check it)", False)
+    _cmd(sto, "migrate", o.cmd_store_migrate, "upgrade the store's schema to this version's", False)
     s = _cmd(sub, "diagrams", o.cmd_diagrams, "write Mermaid state diagrams from machines/", False)
     s.add_argument("--out", default="docs/diagrams")
     s.add_argument("--check", action="store_true", help="fail if the diagrams in --out are stale")

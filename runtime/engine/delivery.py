@@ -27,6 +27,7 @@ from runtime.engine.uow import UnitOfWork, commit_batched
 from runtime.model import DeliveryStatus, Reminder, ReminderKind
 from runtime.notify import DeliveryError, LogSink, Sink, payload_of
 from runtime.rules.reminders import Firing, reminder_of
+from runtime.store import Changes
 
 if TYPE_CHECKING:
     from runtime.engine.reminders import SweepReport
@@ -82,26 +83,58 @@ def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
     with ThreadPoolExecutor(max_workers=max(1, policy.workers),
                             thread_name_prefix="dataops-delivery") as pool:
         while not (stop and stop.is_set()):
-            page = svc.store.pending_deliveries(now, limit)
-            busy = _deliver_page(svc, pool, sinks, page, now, policy, report, stop)
+            page, spent, claimed = _claim_page(svc, now, limit, policy)
+            busy = _deliver_page(svc, pool, sinks, spent, claimed, now, policy, report, stop)
             if len(page) < limit or not busy:
                 break
     return report
 
 
-def _deliver_page(svc: Services, pool: ThreadPoolExecutor, sinks: Sequence[Sink],
-                  page: list[Reminder], now: datetime, policy: RetryPolicy,
-                  report: SweepReport, stop: Event | None) -> bool:
-    """Lease, deliver and settle one page; False when it held nothing this daemon could take."""
+def _leases(svc: Services, page: list[Reminder], now: datetime, policy: RetryPolicy
+            ) -> tuple[list[Reminder], list[UnitOfWork], list[Reminder]]:
+    """A page split into the reminders whose attempts are spent and the leases of the others
+    (their units of work and the leased records)."""
     # a lease that ran out with every attempt spent: the deliveries never finished (a
     # daemon died in them each time); it fails now instead of being leased forever
     spent = [r for r in page if r.attempts >= policy.max_attempts]
     fresh = [r for r in page if r.attempts < policy.max_attempts]
-    leases = [UnitOfWork(svc, now) for _ in fresh]
+    units = [UnitOfWork(svc, now) for _ in fresh]
     claims = [u.touch(r, {"deliver_after": now + policy.lease, "attempts": r.attempts + 1},
-                      bump=True) for u, r in zip(leases, fresh, strict=True)]
-    won = commit_batched(svc, leases)
-    claimed = [c for c, ok in zip(claims, won, strict=True) if ok]  # others: another daemon's
+                      bump=True) for u, r in zip(units, fresh, strict=True)]
+    return spent, units, claims
+
+
+def _claim_page(svc: Services, now: datetime, limit: int, policy: RetryPolicy
+                ) -> tuple[list[Reminder], list[Reminder], list[Reminder]]:
+    """Read and lease one page: ``(page, spent, claimed)``. A store that can lock rows and skip
+    the locked ones (PostgreSQL: ``claim_deliveries``) leases in the transaction that reads,
+    so daemons never claim, nor wait for, each other's reminders; elsewhere the leases are
+    version-conditional writes and a reminder another daemon leased first is left to it."""
+    claim = getattr(svc.store, "claim_deliveries", None)
+    if claim is not None:
+        held: dict[str, tuple[list[Reminder], list[Reminder]]] = {}
+
+        def lease(page: list[Reminder]) -> Changes:
+            spent, units, claims = _leases(svc, page, now, policy)
+            held["page"] = (spent, claims)
+            merged = UnitOfWork(svc, now)
+            for unit in units:
+                merged.changes.extend(unit.changes)
+            return merged.changes
+
+        page = claim(now, limit, lease)
+        spent, claimed = held.get("page", ([], []))
+        return page, spent, claimed
+    page = svc.store.pending_deliveries(now, limit)
+    spent, units, claims = _leases(svc, page, now, policy)
+    won = commit_batched(svc, units)
+    return page, spent, [c for c, ok in zip(claims, won, strict=True) if ok]
+
+
+def _deliver_page(svc: Services, pool: ThreadPoolExecutor, sinks: Sequence[Sink],
+                  spent: list[Reminder], claimed: list[Reminder], now: datetime,
+                  policy: RetryPolicy, report: SweepReport, stop: Event | None) -> bool:
+    """Deliver and settle one leased page; False when it held nothing this daemon could take."""
     errors = _deliver_all(pool, sinks, claimed, stop)
     outcomes = [_release(svc, c, now) if e == NOT_STARTED else
                 _settle_delivery(svc, c, e, now, policy) for c, e in zip(claimed, errors, strict=True)]

@@ -8,10 +8,13 @@ from runtime.store.base import Changes, Page, Store
 __all__ = ["Changes", "Page", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """Open the store a URL names: ``sqlite:///path.db``, ``memory://``.
+def open_store(url: str, *, migrate: bool = False) -> Store:
+    """Open the store a URL names: ``sqlite:///path.db``, ``memory://``,
+    ``postgresql://user:password@host:port/dbname``.
 
     Adapters are imported here, at call time, so that importing the package stays cheap.
+    ``migrate`` upgrades an older schema first (``dataops store migrate``); without it a store
+    whose schema is older or newer than this runtime's is refused.
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
@@ -22,10 +25,14 @@ def open_store(url: str) -> Store:
         from runtime.store.memory import MemoryStore
 
         return MemoryStore(url)
-    if scheme in ("dynamodb", "postgresql", "postgres"):
+    if scheme in ("postgresql", "postgres"):
+        from runtime.store.postgres import PostgresStore
+
+        return PostgresStore(url, migrate=migrate)
+    if scheme == "dynamodb":
         raise InputError(
             f"store {url!r}: the {scheme} adapter is not built yet; use sqlite:///dataops.db"
         )
     raise InputError(
-        f"store URL {url!r} has no known scheme; use sqlite:///path.db or memory://"
+        f"store URL {url!r} has no known scheme; use sqlite:///path.db, postgresql://... or memory://"
     )

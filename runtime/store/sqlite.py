@@ -173,6 +173,11 @@ class SqliteStore:
                 "cannot convert yet; keep using 0.1 for it, or start a new store")
             )
 
+    def schema_version(self) -> int | None:
+        """The schema version the file holds (this runtime reads :data:`SCHEMA_VERSION`)."""
+        with self._lock, self._driver():
+            return self._schema_version()
+
     def _schema_version(self) -> int | None:
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()

@@ -36,7 +36,7 @@ from runtime.engine.reminders import RetryPolicy, preview_due, sweep
 from runtime.model import DeliveryStatus, Reminder, ReminderKind
 from runtime.model.common import utc
 from runtime.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSink, verify_signature
-from runtime.store.sqlite import SqliteStore
+from runtime.store import open_store
 from tests.helpers import bundles, log_of, reminders, verified
 
 pytestmark = pytest.mark.slow
@@ -69,20 +69,40 @@ def cli_argv(store: str, content: Path, now: str, *args: str) -> list[str]:
 
 def services(url: str, content_dir: Path, tmp_path: Path, at: Any = SETUP) -> Services:
     content = load_content(content_dir)
-    return Services(SqliteStore(url), FixedClock(at), "setup",
+    return Services(open_store(url), FixedClock(at), "setup",
                     LocalArtifactStore(tmp_path / "artifacts"), lambda: content)
 
 
-@pytest.fixture
-def populated(tmp_path: Path, content_dir: Path) -> Iterator[tuple[str, Services]]:
-    """A SQLite store with ~20 bundles, none of their reminders recorded yet."""
-    url = f"sqlite:///{tmp_path / 'daemon.db'}"
+def _populate(url: str, content_dir: Path, tmp_path: Path) -> Services:
     svc = services(url, content_dir, tmp_path)
     for template, anchors in ANCHORS.items():
         for anchor in anchors:
             assert engine.create_bundle(svc, template, anchor).created
     assert len(bundles(svc.store)) == 19
     assert reminders(svc.store) == []
+    return svc
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def populated_shared(request: pytest.FixtureRequest, tmp_path: Path,
+                     content_dir: Path) -> Iterator[tuple[str, Services]]:
+    """A store several processes share (a SQLite file, a PostgreSQL schema) with ~20 bundles,
+    none of their reminders recorded yet."""
+    from tests.conftest import store_url
+
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")
+    url = store_url(request.param, tmp_path, "daemon")
+    svc = _populate(url, content_dir, tmp_path)
+    yield url, svc
+    svc.store.close()
+
+
+@pytest.fixture
+def populated(tmp_path: Path, content_dir: Path) -> Iterator[tuple[str, Services]]:
+    """A SQLite store with ~20 bundles, none of their reminders recorded yet."""
+    url = f"sqlite:///{tmp_path / 'daemon.db'}"
+    svc = _populate(url, content_dir, tmp_path)
     yield url, svc
     svc.store.close()
 
@@ -97,7 +117,7 @@ def sink_lines(*paths: Path) -> list[dict[str, Any]]:
 
 
 def fresh_reminders(url: str) -> list[Reminder]:
-    store = SqliteStore(url)
+    store = open_store(url)
     try:
         return reminders(store)
     finally:
@@ -147,8 +167,8 @@ sys.exit(runtime.cli.main(sys.argv[2:]))  # what `python -m runtime.cli ARGS` ru
 
 
 def test_two_daemons_record_and_deliver_each_reminder_exactly_once(
-        populated: tuple[str, Services], tmp_path: Path, content_dir: Path) -> None:
-    url, svc = populated
+        populated_shared: tuple[str, Services], tmp_path: Path, content_dir: Path) -> None:
+    url, svc = populated_shared
     predicted = preview_due(svc, NOW)
     assert len(predicted) > 200, len(predicted)  # many due: several batches per daemon
     assert all(f.kind != ReminderKind.RECURRING for f in predicted)
@@ -179,7 +199,7 @@ def test_two_daemons_record_and_deliver_each_reminder_exactly_once(
     assert sum(int(m.group(2)) for m in reports) == len(predicted)  # type: ignore[union-attr]
     assert sorted(r.reminder_id for r in reminders) == sorted(f.reminder_id for f in predicted)
     # every reminder is recorded once in the audit log too, and the chain is intact
-    store = SqliteStore(url)
+    store = open_store(url)
     try:
         all_events = log_of(store)
         verified(store)
@@ -202,7 +222,6 @@ from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
 from runtime.model import parse_instant
-from runtime.store.sqlite import SqliteStore
 from runtime.engine.reminders import record_due
 url, content_dir, now = sys.argv[1:4]
 content = load_content(content_dir)
@@ -251,7 +270,6 @@ from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
 from runtime.model import parse_instant
-from runtime.store.sqlite import SqliteStore
 from runtime.engine.reminders import sweep
 
 import threading

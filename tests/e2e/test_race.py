@@ -204,9 +204,26 @@ def _wait_ready(barrier: Path, procs: list[subprocess.Popen[str]], timeout: floa
         time.sleep(0.01)
 
 
-def _race_argv(tmp_path: Path, content_dir: Path, actor: str, task_id: str) -> list[str]:
-    return ["--store", f"sqlite:///{tmp_path / 'cli.db'}", "--content", str(content_dir),
+def _race_argv(url: str, content_dir: Path, actor: str, task_id: str) -> list[str]:
+    return ["--store", url, "--content", str(content_dir),
             "--now", NOW, "--actor", actor, "task", "start", task_id, "--json"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared(request: pytest.FixtureRequest, cli: Any, tmp_path: Path) -> Any:
+    """``cli`` bound to a store several processes can share (a SQLite file, a PostgreSQL
+    schema); ``.url`` is its URL."""
+    from tests.conftest import store_url
+
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")
+    url = store_url(request.param, tmp_path, "cli")
+
+    def run(*argv: str, **kw: Any) -> Any:
+        return cli(*argv, store=url, **kw)
+
+    run.url = url  # type: ignore[attr-defined]
+    return run
 
 
 def test_python_m_runtime_cli_runs(tmp_path: Path, content_dir: Path) -> None:
@@ -219,10 +236,11 @@ def test_python_m_runtime_cli_runs(tmp_path: Path, content_dir: Path) -> None:
     assert r.stdout.startswith("ok:")
 
 
-def test_two_processes_race_task_start(cli: Any, tmp_path: Path, content_dir: Path) -> None:
+def test_two_processes_race_task_start(shared: Any, tmp_path: Path, content_dir: Path) -> None:
+    cli = shared
     assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
     barrier = tmp_path / "go"
-    procs = [_spawn(barrier, _race_argv(tmp_path, content_dir, f"p{i}", TASK), tmp_path)
+    procs = [_spawn(barrier, _race_argv(cli.url, content_dir, f"p{i}", TASK), tmp_path)
              for i in range(2)]
     _wait_ready(barrier, procs)
     barrier.touch()
@@ -247,9 +265,10 @@ def test_two_processes_race_task_start(cli: Any, tmp_path: Path, content_dir: Pa
 ROUNDS = 10
 
 
-def test_many_rounds_of_racing_processes(cli: Any, tmp_path: Path, content_dir: Path) -> None:
+def test_many_rounds_of_racing_processes(shared: Any, tmp_path: Path, content_dir: Path) -> None:
     """ROUNDS pairs, all started (and imported) up front, each pair released by its own barrier
     file one round after another: every round has exactly one winner."""
+    cli = shared
     task_ids = []
     for i in range(ROUNDS):
         anchor = date(2026, 12, 1 + i).isoformat()
@@ -258,7 +277,7 @@ def test_many_rounds_of_racing_processes(cli: Any, tmp_path: Path, content_dir: 
     pairs = []
     for i, task_id in enumerate(task_ids):
         barrier = tmp_path / f"go-{i}"
-        pairs.append((barrier, [_spawn(barrier, _race_argv(tmp_path, content_dir, f"r{i}p{j}",
+        pairs.append((barrier, [_spawn(barrier, _race_argv(cli.url, content_dir, f"r{i}p{j}",
                                                            task_id), tmp_path)
                                 for j in range(2)]))
     try:
