@@ -40,9 +40,12 @@ def _free_port() -> int:
 
 
 class PgServer:
-    """One throw-away PostgreSQL cluster."""
+    """One throw-away PostgreSQL cluster. ``durable`` keeps the server's crash-safe defaults
+    (fsync, synchronous_commit, full_page_writes on), as a benchmark wants; the tests leave all
+    three off, for speed."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="dataops-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -64,8 +67,9 @@ class PgServer:
             raise RuntimeError(f"initdb failed: {r.stderr.strip()}")
         options = " ".join([
             f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.root}",
-            "-c max_connections=300", "-c fsync=off", "-c synchronous_commit=off",
-            "-c full_page_writes=off", "-c shared_buffers=128MB",
+            "-c max_connections=300", "-c shared_buffers=128MB",
+            *([] if self.durable else ["-c fsync=off", "-c synchronous_commit=off",
+                                       "-c full_page_writes=off"]),
         ])
         r = self._run(_binary("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
                       "-w", "-t", "60", "start")

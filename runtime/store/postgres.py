@@ -71,6 +71,9 @@ from runtime.store.postgres_schema import (
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RETRIES = 5
 """Attempts of a write that the server rolled back for a serialization failure or deadlock."""
+POOL_WAIT_S = 10.0
+"""How long a command waits for a pooled connection before it reports busy (or, if no server
+answers, unreachable)."""
 _LOCK_KEY = 0x64617461_6F7073  # "dataops": the advisory lock that serialises schema changes
 
 
@@ -137,7 +140,8 @@ class PostgresStore:
 
     max_items: int | None = None
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0, migrate: bool = False) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, migrate: bool = False,
+                 pool_wait: float = POOL_WAIT_S) -> None:
         conninfo, self.schema, pool_size, self.url = parse_url(url)
         try:
             import psycopg
@@ -146,13 +150,17 @@ class PostgresStore:
             raise InputError(f"store {self.url!r} needs psycopg 3: "
                              "pip install 'dataops-runtime[postgres]'") from None
         self._psycopg = psycopg
+        self._conninfo = conninfo
         self.quarantined: dict[str, str] = {}
         with self._driver():  # one direct connection first: a bad URL fails now, named
             psycopg.connect(conninfo, connect_timeout=max(1, int(connect_timeout))).close()
         self._s = f'"{self.schema}"'
         self._pool = psycopg_pool.ConnectionPool(
-            conninfo, min_size=1, max_size=pool_size, open=False, timeout=30.0,
+            conninfo, min_size=1, max_size=pool_size, open=False, timeout=pool_wait,
             kwargs={"prepare_threshold": None, "autocommit": False},
+            # a pooled connection is checked (one empty round trip) before it is handed out, so
+            # connections a server restart or a failover broke are replaced, not reported
+            check=psycopg_pool.ConnectionPool.check_connection,
             name=f"dataops-{self.schema}")
         try:
             with self._driver():
@@ -186,6 +194,10 @@ class PostgresStore:
         except DataopsError:
             raise
         except psycopg_pool.PoolTimeout as e:
+            try:  # busy, or no server to connect to? One direct attempt tells them apart.
+                self._psycopg.connect(self._conninfo, connect_timeout=3).close()
+            except self._psycopg.Error as down:
+                raise translate(self.url, down) from e
             raise ThrottledError(f"{self.url}: every pooled connection is busy ({e})") from e
         except self._psycopg.Error as e:
             raise translate(self.url, e) from e

@@ -48,3 +48,8 @@ def test_version_imports_neither_pydantic_nor_transitions() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == "0 []", r.stdout
+
+
+def test_store_migrate_on_sqlite_reports_the_schema(cli) -> None:
+    r = cli("store", "migrate")
+    assert r.code == 0 and "at schema 2; nothing else to migrate" in r.out, r.err

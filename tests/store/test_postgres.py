@@ -303,3 +303,44 @@ def test_a_scan_sees_one_snapshot_while_a_writer_commits(pg: Any) -> None:
     assert len(first) + len(rest) == 20 and len(again) == 20
     assert store.count(Bundle) == 21
     store.close()
+
+
+def test_the_documented_schema_is_the_one_the_adapter_creates() -> None:
+    from runtime.store.postgres_schema import MIGRATIONS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "store-schemas.md").read_text()
+    section = doc.split("## PostgreSQL", 1)[1]
+    block = section.split("```sql\n", 1)[1].split("```", 1)[0]
+    assert block.strip() == "\n\n".join(ddl.replace("{s}", "dataops").strip()
+                                        for _, ddl in MIGRATIONS)
+    for state in ERRORS:
+        assert f"| `{state}` |" in section, state
+
+
+def test_connections_the_server_dropped_are_replaced_and_a_stopped_server_is_named(
+        pg: Any) -> None:
+    url = pg.new_url()
+    store = open_store(url)
+    store.commit(Changes(creates=[Bundle.model_validate(_bundle_doc("drop/1"))]))
+    # the server ends every connection of ours (a restart or failover looks like this)
+    pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+    assert store.get(Bundle, "drop/1").version == 1  # a fresh connection answers
+    b = store.get(Bundle, "drop/1")
+    store.commit(Changes(updates=[(b.model_copy(update={"version": 2}), 1)]))
+    assert store.get(Bundle, "drop/1").version == 2
+    store.close()
+
+
+def test_a_server_that_stops_is_unreachable_not_busy(tmp_path: Path) -> None:
+    from tests.pg import PgServer
+
+    own = PgServer().start()
+    try:
+        store = PostgresStore(own.new_url(), pool_wait=0.5)  # the wait for a pooled connection
+        store.commit(Changes(creates=[Bundle.model_validate(_bundle_doc("gone/1"))]))
+    finally:
+        own.stop()
+    with pytest.raises(StoreUnreachable, match="cannot reach the database server"):
+        store.get(Bundle, "gone/1")
+    store.close()
