@@ -222,10 +222,11 @@ from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
 from runtime.model import parse_instant
+from runtime.store import open_store
 from runtime.engine.reminders import record_due
 url, content_dir, now = sys.argv[1:4]
 content = load_content(content_dir)
-svc = Services(SqliteStore(url), FixedClock(parse_instant(now)), "doomed", None, lambda: content)
+svc = Services(open_store(url), FixedClock(parse_instant(now)), "doomed", None, lambda: content)
 report = record_due(svc, svc.now())
 print("recorded", len(report.recorded), flush=True)
 time.sleep(3600)  # it would deliver next; it is killed first
@@ -270,6 +271,7 @@ from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
 from runtime.model import parse_instant
+from runtime.store import open_store
 from runtime.engine.reminders import sweep
 
 import threading
@@ -287,7 +289,7 @@ class Stuck:
 
 url, content_dir, now = sys.argv[1:4]
 content = load_content(content_dir)
-svc = Services(SqliteStore(url), FixedClock(parse_instant(now)), "doomed", None, lambda: content)
+svc = Services(open_store(url), FixedClock(parse_instant(now)), "doomed", None, lambda: content)
 sweep(svc, [Stuck()])
 """
 

@@ -1655,7 +1655,7 @@ def _race_worker(url: str, task_id: str, name: str, rounds: int, barrier: Any, o
     """One process of the one-record race: per round read, wait, try the same update."""
     results: list[bool] = []
     try:
-        store = SqliteStore(url)
+        store = open_store(url)
         try:
             for rnd in range(rounds):
                 barrier.wait(timeout=60)
@@ -1680,7 +1680,7 @@ def _own_task_worker(url: str, task_id: str, rounds: int, barrier: Any, out: Any
     """One process of the independent writers: updates its own task ``rounds`` times."""
     problems: list[str] = []
     try:
-        store = SqliteStore(url)
+        store = open_store(url)
         try:
             barrier.wait(timeout=60)  # every process is up: go together
             for rnd in range(rounds):
@@ -1718,11 +1718,21 @@ def _run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> 
                 p.kill()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL several processes can share: a SQLite file, a PostgreSQL schema."""
+    from tests.conftest import store_url
+
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")
+    return store_url(request.param, tmp_path, "shared")
+
+
 @pytest.mark.slow
-class TestSqliteProcesses:
-    def test_two_processes_racing_one_winner_per_round(self, tmp_path: Path):
+class TestProcesses:
+    def test_two_processes_racing_one_winner_per_round(self, shared_url: str):
         rounds = 40
-        url = f"sqlite:///{tmp_path / 'race.db'}"
+        url = shared_url
         setup = open_store(url)
         _, t = seeded(setup)
         setup.close()
@@ -1752,9 +1762,9 @@ class TestSqliteProcesses:
         finally:
             check.close()
 
-    def test_processes_on_their_own_records_never_conflict(self, tmp_path: Path):
+    def test_processes_on_their_own_records_never_conflict(self, shared_url: str):
         n, rounds = 4, 40
-        url = f"sqlite:///{tmp_path / 'own.db'}"
+        url = shared_url
         tids = [f"b/t{i}" for i in range(n)]
         setup = open_store(url)
         setup.commit(created(bundle("b"), *(task(tid, bundle_id="b") for tid in tids)))
