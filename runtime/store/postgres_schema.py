@@ -26,13 +26,16 @@ from runtime.errors import (
 from runtime.model import Artifact, AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
 
 DEFERRED = "DEFERRABLE INITIALLY DEFERRED"
+ID = 'text COLLATE "C"'
+"""IDs compare byte by byte (the C collation), whatever the database's default: scans, lists and
+cursors are in the same order as on SQLite and in an export, on any server."""
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, f"""
 CREATE TABLE IF NOT EXISTS {{s}}.meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE {{s}}.bundles (
-    bundle_id text PRIMARY KEY,
-    template_id text NOT NULL,
+    bundle_id {ID} PRIMARY KEY,
+    template_id {ID} NOT NULL,
     status text NOT NULL,
     next_reminder_at timestamptz,
     version integer NOT NULL,
@@ -42,11 +45,11 @@ CREATE INDEX bundles_template ON {{s}}.bundles (template_id, bundle_id);
 CREATE INDEX bundles_due ON {{s}}.bundles (next_reminder_at, bundle_id)
     WHERE next_reminder_at IS NOT NULL;
 CREATE TABLE {{s}}.tasks (
-    task_id text PRIMARY KEY,
-    bundle_id text NOT NULL REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
+    task_id {ID} PRIMARY KEY,
+    bundle_id {ID} NOT NULL REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
     position integer NOT NULL,
     status text NOT NULL,
-    assignee text,
+    assignee {ID},
     next_reminder_at timestamptz,
     version integer NOT NULL,
     doc jsonb NOT NULL
@@ -55,27 +58,27 @@ CREATE INDEX tasks_bundle ON {{s}}.tasks (bundle_id, position, task_id);
 CREATE INDEX tasks_due ON {{s}}.tasks (next_reminder_at, task_id)
     WHERE next_reminder_at IS NOT NULL;
 CREATE TABLE {{s}}.artifacts (
-    artifact_id text PRIMARY KEY,
-    task_id text NOT NULL REFERENCES {{s}}.tasks (task_id) {DEFERRED},
-    bundle_id text NOT NULL REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
+    artifact_id {ID} PRIMARY KEY,
+    task_id {ID} NOT NULL REFERENCES {{s}}.tasks (task_id) {DEFERRED},
+    bundle_id {ID} NOT NULL REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
     version integer NOT NULL,
     doc jsonb NOT NULL
 );
 CREATE INDEX artifacts_task ON {{s}}.artifacts (task_id);
 CREATE TABLE {{s}}.assistant_jobs (
-    assistant_job_id text PRIMARY KEY,
-    bundle_id text NOT NULL REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
-    task_id text REFERENCES {{s}}.tasks (task_id) {DEFERRED},
-    output_artifact_id text REFERENCES {{s}}.artifacts (artifact_id) {DEFERRED},
+    assistant_job_id {ID} PRIMARY KEY,
+    bundle_id {ID} NOT NULL REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
+    task_id {ID} REFERENCES {{s}}.tasks (task_id) {DEFERRED},
+    output_artifact_id {ID} REFERENCES {{s}}.artifacts (artifact_id) {DEFERRED},
     version integer NOT NULL,
     doc jsonb NOT NULL
 );
 CREATE TABLE {{s}}.reminders (
-    reminder_id text PRIMARY KEY,
-    entity_type text NOT NULL,
-    entity_id text NOT NULL,
-    bundle_id text REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
-    task_id text REFERENCES {{s}}.tasks (task_id) {DEFERRED},
+    reminder_id {ID} PRIMARY KEY,
+    entity_type {ID} NOT NULL,
+    entity_id {ID} NOT NULL,
+    bundle_id {ID} REFERENCES {{s}}.bundles (bundle_id) {DEFERRED},
+    task_id {ID} REFERENCES {{s}}.tasks (task_id) {DEFERRED},
     fire_at timestamptz NOT NULL,
     deliver_after timestamptz,
     version integer NOT NULL,
@@ -86,9 +89,9 @@ CREATE INDEX reminders_entity ON {{s}}.reminders (entity_id, fire_at, reminder_i
 CREATE INDEX reminders_pending ON {{s}}.reminders (deliver_after, reminder_id)
     WHERE deliver_after IS NOT NULL;
 CREATE TABLE {{s}}.audit_events (
-    event_id text PRIMARY KEY,
-    entity_type text NOT NULL,
-    entity_id text NOT NULL,
+    event_id {ID} PRIMARY KEY,
+    entity_type {ID} NOT NULL,
+    entity_id {ID} NOT NULL,
     seq integer NOT NULL,
     at timestamptz NOT NULL,
     version integer NOT NULL,
@@ -97,7 +100,7 @@ CREATE TABLE {{s}}.audit_events (
 );
 CREATE INDEX audit_list ON {{s}}.audit_events (at, entity_id, seq);
 CREATE TABLE {{s}}.seals (
-    seal_id text PRIMARY KEY,
+    seal_id {ID} PRIMARY KEY,
     at timestamptz NOT NULL,
     version integer NOT NULL,
     doc jsonb NOT NULL

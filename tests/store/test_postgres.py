@@ -344,3 +344,23 @@ def test_a_server_that_stops_is_unreachable_not_busy(tmp_path: Path) -> None:
     with pytest.raises(StoreUnreachable, match="cannot reach the database server"):
         store.get(Bundle, "gone/1")
     store.close()
+
+
+def test_ids_sort_byte_by_byte_in_a_database_whose_default_collation_does_not(pg: Any) -> None:
+    """An export must list records in the same order from every store: IDs are ``COLLATE "C"``
+    even in a database created with a natural-language (ICU) collation."""
+    pg.psql("DROP DATABASE IF EXISTS natural_order")
+    pg.psql("CREATE DATABASE natural_order TEMPLATE template0 LOCALE_PROVIDER icu "
+            "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+    natural = pg.psql("SELECT string_agg(x, ' ' ORDER BY x COLLATE \"en-US-x-icu\") FROM "
+                      "(VALUES ('a-b'), ('aB'), ('ab'), ('B'), ('a_b'), ('Ä')) v(x)").split()
+    ids = sorted(["a-b", "aB", "ab", "B", "a_b", "Ä"])
+    assert natural != ids  # the server's natural order really differs from byte order
+    store = open_store(f"postgresql://postgres@127.0.0.1:{pg.port}/natural_order?schema=t")
+    store.commit(Changes(creates=[Bundle.model_validate(_bundle_doc(i)) for i in ids]))
+    with store.snapshot() as snap:
+        assert [b.bundle_id for b in snap.scan(Bundle)] == ids
+    page = store.page(Bundle, limit=3)
+    rest = store.page(Bundle, limit=10, cursor=page.next_cursor)
+    assert [b.bundle_id for b in page.items + rest.items] == ids
+    store.close()
