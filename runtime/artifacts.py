@@ -36,6 +36,12 @@ class ArtifactStore(Protocol):
         :raises NotFoundError: nothing is there.
         """
 
+    def get_sha256(self, sha256: str) -> bytes:
+        """The bytes whose sha256 is ``sha256`` (wherever the store keeps them).
+
+        :raises NotFoundError: this store does not hold them.
+        """
+
 
 class LocalArtifactStore:
     """A folder: ``ROOT/sha256/ab/abcdef...`` (written atomically via a temp file + rename)."""
@@ -70,6 +76,17 @@ class LocalArtifactStore:
             return path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError("artifact binary", location) from None
+
+
+    def get_sha256(self, sha256: str) -> bytes:
+        from runtime.errors import NotFoundError
+
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise NotFoundError("artifact binary", sha256, "not a sha256")
+        try:
+            return (self.root / "sha256" / sha256[:2] / sha256).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError("artifact binary", sha256, f"not under {self.root}") from None
 
 
 def artifacts_for_store(store_url: str) -> LocalArtifactStore:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from runtime import limits
@@ -35,6 +38,9 @@ from runtime.model import (
 )
 from runtime.rules.audit import state_hash, verify_entity
 from runtime.store import Changes, Store
+
+if TYPE_CHECKING:
+    from runtime.artifacts import ArtifactStore
 
 FORMAT = "dataops-export"
 FORMAT_VERSION = 2
@@ -81,23 +87,30 @@ RELATIONSHIPS = [
 POLYMORPHIC = [("reminder", "entity_id"), ("audit_event", "entity_id")]
 
 
-def _line(record: Record) -> str:
-    return json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True)
+def _line(record: Record) -> bytes:
+    """One export line: pydantic's (Rust) JSON serializer, keys in the model's field order, the
+    record serialised once."""
+    return record.model_dump_json().encode() + b"\n"
 
 
-def export_store(store: Store, out: Path, now: datetime) -> dict[str, Any]:
-    """Write every entity of ``store`` to ``out`` from one read snapshot, each file in ID
-    order (audit events by entity, then seq); return the manifest.
+def export_store(store: Store, out: Path, now: datetime, *, artifacts: ArtifactStore | None = None,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Write every entity of ``store`` to ``out`` from one read snapshot, streaming, each file
+    in ID order (audit events by entity, then seq); return the manifest. With ``artifacts``,
+    the artifact binaries are copied into ``out/blobs/`` by sha256 and the manifest counts them.
 
-    The export is written into a temporary folder beside ``out`` and renamed into place only
-    when complete, so an interrupted export never replaces (or half-overwrites) a good one.
+    The export is written into a temporary folder beside ``out``, validated there, and renamed
+    into place only when complete and valid, so an interrupted export never replaces (or
+    half-overwrites) a good one.
     """
     if out.exists() and not out.is_dir():
         raise InputError(f"export folder {out} is a file; give a folder to write the export to")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.incoming-", dir=out.parent))
     try:
-        manifest = _write_all(store, work, now)
+        manifest = _write_all(store, work, now, artifacts, progress)
+        if not store.quarantined:  # else it is known to be partial, and its manifest says so
+            load_export(work)  # checked before it replaces anything
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -117,12 +130,14 @@ def _swap_into_place(work: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_all(store: Store, out: Path, now: datetime) -> dict[str, Any]:
+def _write_all(store: Store, out: Path, now: datetime, artifacts: ArtifactStore | None,
+               progress: Progress | None) -> dict[str, Any]:
     entities = []
+    shas: set[str] = set()
     with store.snapshot() as snap:
         for spec in ENTITIES:
-            entities.append(_write_entity(snap, spec, out))
-    manifest = {
+            entities.append(_write_entity(snap, spec, out, progress, shas))
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "exported_at": format_instant(now),
@@ -130,25 +145,65 @@ def _write_all(store: Store, out: Path, now: datetime) -> dict[str, Any]:
         "relationships": [f"{c}.{cf} -> {p}.{pf}" for c, cf, p, pf in RELATIONSHIPS]
         + [f"{c}.{f} -> (entity_type).id" for c, f in POLYMORPHIC],
     }
+    if artifacts is not None:
+        manifest["blobs"] = _write_blobs(artifacts, shas, out / BLOBS)
     if store.quarantined:
         manifest["quarantined"] = sorted(store.quarantined.items())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
-def _write_entity(snap: Any, spec: EntitySpec, out: Path) -> dict[str, Any]:
+def _write_entity(snap: Any, spec: EntitySpec, out: Path, progress: Progress | None,
+                  shas: set[str]) -> dict[str, Any]:
     digest = hashlib.sha256()
     count = 0
-    with (out / spec.file).open("w", encoding="utf-8") as f:
+    with (out / spec.file).open("wb", buffering=1 << 20) as f:
         for record in snap.scan(spec.model):
-            line = _line(record) + "\n"
+            line = _line(record)
             f.write(line)
-            digest.update(line.encode())
+            digest.update(line)
             count += 1
+            if isinstance(record, Artifact):
+                shas.add(record.sha256)
+            if progress is not None:
+                progress.update(1)
+        f.flush()
+        os.fsync(f.fileno())
     return {
         "entity_type": spec.entity_type, "file": spec.file, "id_field": spec.id_field,
         "count": count, "sha256": digest.hexdigest(), "implemented": spec.implemented,
     }
+
+
+def _write_blobs(artifacts: ArtifactStore, shas: set[str], folder: Path) -> dict[str, Any]:
+    """Each artifact binary, by sha256, checked against its name as it is copied."""
+    from runtime.errors import NotFoundError
+
+    folder.mkdir()
+    for sha in sorted(shas):
+        try:
+            data = artifacts.get_sha256(sha)
+        except NotFoundError as e:
+            raise InputError(f"export --with-binaries: the binary of artifact sha256 {sha} is "
+                             f"not in the artifact store ({e}); export without --with-binaries "
+                             "or restore the binary") from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise InputError(f"export --with-binaries: the artifact store's binary {sha} does "
+                             "not hash to its name: it is damaged")
+        (folder / sha).write_bytes(data)
+    return {"dir": BLOBS, "count": len(shas)}
+
+
+def import_blobs(directory: Path, artifacts: ArtifactStore) -> int:
+    """Put the export's binaries (``blobs/``, validated) into ``artifacts``; how many."""
+    folder = directory / BLOBS
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for path in sorted(folder.iterdir()):
+        artifacts.put(path.read_bytes())
+        n += 1
+    return n
 
 
 def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | None:
@@ -175,8 +230,11 @@ def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | Non
     return manifest
 
 
-def load_export(directory: Path) -> dict[str, list[Record]]:
-    """Validate an export and return its records by entity type.
+def load_export(directory: Path, progress: Progress | None = None) -> dict[str, int]:
+    """Validate an export in one streaming pass per file; return the count per entity type.
+
+    Memory is bounded by the number of IDs, not by the size of the records: per record only a
+    64-bit digest of its ID and of its chain head is kept (see :class:`_Checker`).
 
     :raises ExportFormatError: listing every violation (file, line, field).
     """
@@ -184,59 +242,302 @@ def load_export(directory: Path) -> dict[str, list[Record]]:
         raise InputError(f"export folder {directory} does not exist")
     problems: list[str] = []
     manifest = _read_manifest(directory, problems)
-    records: dict[str, list[Record]] = {e.entity_type: [] for e in ENTITIES}
     if manifest is None:
         raise ExportFormatError(str(directory), problems)
+    entries = _entries(manifest, problems)
+    checker = _Checker(directory, problems)
+    counts: dict[str, int] = {}
+    for spec in ENTITIES:
+        entry = entries.get(spec.entity_type)
+        if entry is None:
+            counts[spec.entity_type] = 0
+            continue
+        counts[spec.entity_type] = checker.read(spec, entry, progress)
+        if spec.entity_type == "reminder":
+            checker.reminders_done()
+        if spec.entity_type == "audit_event":
+            checker.events_done()
+    checker.check_blobs(manifest.get("blobs"))
+    if problems:
+        raise ExportFormatError(str(directory), problems)
+    return counts
+
+
+validate_export = load_export
+
+
+def _entries(manifest: dict[str, Any], problems: list[str]) -> dict[str, dict[str, Any]]:
     entities = manifest.get("entities", [])
     if not isinstance(entities, list):
         problems.append("manifest.json: entities must be a list of entity entries")
         entities = []
     listed = {str(e.get("entity_type")): e for e in entities if isinstance(e, dict)}
     for spec in ENTITIES:
-        entry = listed.get(spec.entity_type)
-        if entry is None:
+        if spec.entity_type not in listed:
             problems.append(f"manifest.json: entity {spec.entity_type} is not listed (list it, "
                             "with implemented: false if it is not produced)")
-            continue
-        records[spec.entity_type] = _read_entity(directory, spec, entry, problems)
-    problems += _check_relationships(records)
-    problems += _check_chains(records)
-    if problems:
-        raise ExportFormatError(str(directory), problems)
-    return records
+    return {k: v for k, v in listed.items() if k in BY_TYPE}
 
 
-def _read_entity(directory: Path, spec: EntitySpec, entry: dict[str, Any],
-                 problems: list[str]) -> list[Record]:
-    """The records of one entity file, checked against its manifest entry line by line."""
-    path = _inside(directory, spec, str(entry.get("file", spec.file)), problems)
-    if path is None:
-        return []
-    if not path.is_file():
-        problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
-        return []
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        problems.append(f"{path.name}: checksum does not match the manifest (the file changed)")
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    count = entry.get("count")
-    if not isinstance(count, int) or isinstance(count, bool):
-        problems.append(f"manifest.json: entity {spec.entity_type}: count {count!r} must be a "
-                        f"number (the file has {len(lines)} records)")
-    elif len(lines) != count:
-        problems.append(f"{path.name}: {len(lines)} records, the manifest says {count}")
-    seen: set[str] = set()
-    out = []
-    for n, text in enumerate(lines, 1):
-        record = _parse_line(spec, f"{path.name}:{n}", text, problems)
-        if record is None:
-            continue
+def _h64(text: str) -> int:
+    """A 64-bit digest of an ID or a hash (BLAKE2b): what the validator keeps per record."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+_CHAINED = ("bundle", "task", "artifact", "assistant_job", "reminder")
+
+
+class _Checker:
+    """The validator's state across files, bounded by the number of IDs.
+
+    Per entity type a dict from the 64-bit digest of each ID to its packed chain head
+    (``audit_seq``, digests of ``audit_hash`` and of the record's state hash); audit events'
+    IDs as digests in an array. Relationships are looked up by digest (parents' files come
+    before their children's), each entity's chain is checked when its events have been read
+    (the events file is in (entity_id, seq) order), and a digest seen twice is confirmed by a
+    second read of that file before it is reported, so a collision never fails a valid export;
+    a violation could go unnoticed only if a missing ID collided with a present one (odds
+    below 1 in 10^12 at a million records)."""
+
+    def __init__(self, directory: Path, problems: list[str]) -> None:
+        self.directory, self.problems = directory, problems
+        self.heads: dict[str, dict[int, int]] = {s.entity_type: {} for s in ENTITIES}
+        self.files: dict[str, Path] = {}
+        self.twice: dict[str, set[int]] = {}
+        self.event_ids = array("Q")
+        self.later: list[tuple[str, int, str]] = []  # reminder -> reminder, checked at the end
+        self.shas: set[str] = set()
+        self.chains_seen: set[int] = set()
+        self.last_id: dict[str, str] = {}
+
+    # -- files ------------------------------------------------------------------------------
+    def read(self, spec: EntitySpec, entry: dict[str, Any], progress: Progress | None) -> int:
+        path = _inside(self.directory, spec, str(entry.get("file", spec.file)), self.problems)
+        if path is None:
+            return 0
+        if not path.is_file():
+            self.problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
+            return 0
+        self.files[spec.entity_type] = path
+        digest = hashlib.sha256()
+        n = 0
+        group: list[AuditEvent] = []
+        last: tuple[str, int] | None = None
+        with path.open("rb") as f:
+            for n, raw in enumerate(_bounded_lines(f, digest), 1):
+                where = f"{path.name}:{n}"
+                if progress is not None:
+                    progress.update(1)
+                record = _parse_line(spec, where, raw, self.problems)
+                if record is None:
+                    continue
+                if isinstance(record, AuditEvent):
+                    key = (record.entity_id, record.seq)
+                    if last is not None and key <= last:
+                        self.problems.append(f"{where}: event {record.event_id} is out of "
+                                             "(entity_id, seq) order")
+                    last = key
+                    if group and group[0].entity_id != record.entity_id:
+                        self._chain(group)
+                        group = []
+                    group.append(record)
+                    self.event_ids.append(_h64(record.event_id))
+                    continue
+                self._record(spec, where, record)
+        if group:
+            self._chain(group)
+        if digest.hexdigest() != entry.get("sha256"):
+            self.problems.append(f"{path.name}: checksum does not match the manifest (the file "
+                                 "changed)")
+        count = entry.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            self.problems.append(f"manifest.json: entity {spec.entity_type}: count {count!r} "
+                                 f"must be a number (the file has {n} records)")
+        elif n != count:
+            self.problems.append(f"{path.name}: {n} records, the manifest says {count}")
+        self._confirm_twice(spec)
+        return n
+
+    def _record(self, spec: EntitySpec, where: str, record: Record) -> None:
+        kind = spec.entity_type
         rid = str(getattr(record, spec.id_field))
-        if rid in seen:
-            problems.append(f"{path.name}:{n}: {spec.id_field} {rid!r} appears twice")
-        seen.add(rid)
-        out.append(record)
-    return out
+        prev = self.last_id.get(kind)
+        if prev is not None and rid <= prev and kind != "seal":
+            self.problems.append(f"{where}: {spec.id_field} {rid!r} is out of ID order "
+                                 f"(after {prev!r})")
+        self.last_id[kind] = rid
+        key = _h64(rid)
+        heads = self.heads[kind]
+        if key in heads:
+            self.twice.setdefault(kind, set()).add(key)
+        head = 0
+        if kind in _CHAINED:
+            head = _pack(record.audit_seq, record.audit_hash or "",  # type: ignore[attr-defined]
+                         state_hash(record))
+        heads[key] = head
+        for child, field, parent, pfield in RELATIONSHIPS:
+            if child != kind:
+                continue
+            value = getattr(record, field)
+            if value is not None and _h64(value) not in self.heads[parent]:
+                self.problems.append(f"{where}: {kind} {rid}: {field} {value!r} has no {parent} "
+                                     f"with that {pfield}")
+        if isinstance(record, Reminder):
+            target = record.entity_type
+            if target == "reminder":
+                self.later.append((where, _h64(record.entity_id), record.entity_id))
+            elif target in self.heads and _h64(record.entity_id) not in self.heads[target]:
+                self.problems.append(f"{where}: reminder {rid}: entity_id {record.entity_id!r} "
+                                     f"has no {target}")
+        if isinstance(record, Artifact):
+            self.shas.add(record.sha256)
+
+    def _confirm_twice(self, spec: EntitySpec) -> None:
+        """Name the IDs that really appear twice (a digest seen twice may be a collision)."""
+        suspects = self.twice.pop(spec.entity_type, set())
+        if spec.entity_type == "audit_event":
+            ordered = sorted(self.event_ids)
+            suspects = {a for a, b in zip(ordered, ordered[1:], strict=False) if a == b}
+        if not suspects:
+            return
+        first: dict[str, int] = {}
+        for n, rid in self._ids_of(spec, suspects):
+            if rid in first:
+                self.problems.append(f"{spec.file}:{n}: {spec.id_field} {rid!r} appears twice "
+                                     f"(first on line {first[rid]})")
+            first.setdefault(rid, n)
+
+    def _ids_of(self, spec: EntitySpec, wanted: set[int]) -> Iterator[tuple[int, str]]:
+        """(line, ID) of the records of ``spec``'s file whose ID digest is in ``wanted``."""
+        path = self.files.get(spec.entity_type)
+        if path is None:
+            return
+        with path.open("rb") as f:
+            for n, raw in enumerate(_bounded_lines(f, None), 1):
+                try:
+                    rid = str(orjson.loads(raw).get(spec.id_field))
+                except (orjson.JSONDecodeError, AttributeError):
+                    continue
+                if _h64(rid) in wanted:
+                    yield n, rid
+
+    # -- chains -----------------------------------------------------------------------------
+    def _chain(self, events: list[AuditEvent]) -> None:
+        first = events[0]
+        kind, rid = first.entity_type, first.entity_id
+        key = _h64(rid)
+        if key in self.chains_seen:
+            self.problems.append(f"audit_events.jsonl: {kind} {rid}: its events are not together "
+                                 "in (entity_id, seq) order")
+            return
+        self.chains_seen.add(key)
+        packed = self.heads.get(kind, {}).pop(key, None) if kind in _CHAINED else None
+        head = None
+        if packed is not None:
+            seq, audit_hash, state = _unpack(packed)
+            last = events[-1]
+            head = (seq, last.hash if _h64(last.hash) == audit_hash else "(another hash)",
+                    last.state_hash if _h64(last.state_hash) == state else "(another state)")
+        self.problems += [f"audit_events.jsonl: {p}" for p in verify_entity(kind, rid, head, events)]
+
+    def reminders_done(self) -> None:
+        reminders = self.heads["reminder"]
+        for where, key, target in self.later:
+            if key not in reminders:
+                self.problems.append(f"{where}: entity_id {target!r} has no reminder")
+        self.later.clear()
+
+    def events_done(self) -> None:
+        """Records whose chain had no event at all: named by a second read of their file."""
+        for spec in ENTITIES:
+            if spec.entity_type not in _CHAINED:
+                continue
+            left = self.heads[spec.entity_type]
+            if not left:
+                continue
+            for _, rid in self._ids_of(spec, set(left)):
+                seq, _, _ = _unpack(left[_h64(rid)])
+                problem = (f"{spec.entity_type} {rid}: the record has no audit event" if not seq
+                           else f"{spec.entity_type} {rid}: the record's chain head is event "
+                           f"#{seq} but the log has 0 events: the chain was truncated or extended")
+                self.problems.append(f"audit_events.jsonl: {problem}")
+            left.clear()
+
+    # -- binaries ---------------------------------------------------------------------------
+    def check_blobs(self, blobs: Any) -> None:
+        """With ``--with-binaries``: every artifact's binary is in ``blobs/`` by its sha256, and
+        every file there hashes to its name; the manifest's count holds."""
+        if blobs is None:
+            return
+        if not isinstance(blobs, dict) or blobs.get("dir") != BLOBS:
+            self.problems.append(f"manifest.json: blobs must be {{\"dir\": \"{BLOBS}\", ...}}")
+            return
+        folder = self.directory / BLOBS
+        if folder.is_symlink() or not folder.is_dir():
+            self.problems.append(f"{BLOBS}/: missing or not a folder inside the export")
+            return
+        found = 0
+        for path in sorted(folder.iterdir()):
+            found += 1
+            name = path.name
+            if path.is_symlink() or not path.is_file() or not _SHA.match(name):
+                self.problems.append(f"{BLOBS}/{name}: not a binary named by its sha256")
+                continue
+            if _sha_of_file(path) != name:
+                self.problems.append(f"{BLOBS}/{name}: its content does not hash to its name")
+        missing = sorted(sha for sha in self.shas if not (folder / sha).is_file())
+        for sha in missing[:20]:
+            self.problems.append(f"{BLOBS}/: no binary for artifact sha256 {sha}")
+        if len(missing) > 20:
+            self.problems.append(f"{BLOBS}/: {len(missing) - 20} more artifact binaries missing")
+        if blobs.get("count") != found:
+            self.problems.append(f"manifest.json: blobs count {blobs.get('count')!r}, the folder "
+                                 f"holds {found}")
+
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+BLOBS = "blobs"
+
+
+def _sha_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pack(seq: int, audit_hash: str, state: str) -> int:
+    return (seq << 128) | (_h64(audit_hash) << 64) | _h64(state)
+
+
+def _unpack(packed: int) -> tuple[int, int, int]:
+    return packed >> 128, (packed >> 64) & 0xFFFF_FFFF_FFFF_FFFF, packed & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _bounded_lines(f: Any, digest: Any) -> Iterator[bytes]:
+    """The lines of a binary file without their newline, each read with a bound: a line past
+    :data:`limits.MAX_EXPORT_LINE_BYTES` comes back cut to the bound plus one byte (and is
+    named as too long), the rest of it is skipped; ``digest`` sees every byte."""
+    bound = limits.MAX_EXPORT_LINE_BYTES + 1
+    while True:
+        raw = f.readline(bound)
+        if not raw:
+            return
+        if digest is not None:
+            digest.update(raw)
+        if raw.endswith(b"\n"):
+            yield raw[:-1]
+            continue
+        if len(raw) < bound:  # the last line, without a newline
+            yield raw
+            return
+        while rest := f.readline(1 << 20):  # skip the rest of the long line
+            if digest is not None:
+                digest.update(rest)
+            if rest.endswith(b"\n"):
+                break
+        yield raw
 
 
 def _inside(directory: Path, spec: EntitySpec, name: str, problems: list[str]) -> Path | None:
@@ -313,23 +614,46 @@ def _json_object(where: str, text: str, problems: list[str]) -> dict[str, Any] |
     return value
 
 
-def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) -> Record | None:
-    size = len(text.encode("utf-8", "replace"))
-    if size > limits.MAX_EXPORT_LINE_BYTES:
-        problems.append(f"{where}: the line is {size} bytes; the limit is "
-                        f"{limits.MAX_EXPORT_LINE_BYTES} bytes per record")
+_LONG_NUMBER = re.compile(rb"\d{%d,}" % (limits.MAX_INT_DIGITS + 1))
+
+
+def _parse_line(spec: EntitySpec, where: str, raw: bytes | str, problems: list[str]
+                ) -> Record | None:
+    """One export line as its record, or None with every problem named. The fast path is
+    orjson; a line that may nest past the limit or hold an oversized number takes the bounded
+    parser, which names the limit."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "replace")
+    if len(raw) > limits.MAX_EXPORT_LINE_BYTES:
+        problems.append(f"{where}: the line is over {limits.MAX_EXPORT_LINE_BYTES} bytes; the "
+                        f"limit is {limits.MAX_EXPORT_LINE_BYTES} bytes per record")
         return None
-    raw = _json_object(where, text, problems)
-    if raw is None:
+    if raw.count(b"[") + raw.count(b"{") > limits.MAX_NESTING or _LONG_NUMBER.search(raw):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(f"{where}: not UTF-8: {e.reason} at byte {e.start}")
+            return None
+        found = _json_object(where, text, problems)
+    else:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            problems.append(f"{where}: not valid JSON: {str(e).split(':', 1)[0]}")
+            return None
+        found = value if isinstance(value, dict) else None
+        if found is None:
+            problems.append(f"{where}: expected a JSON object")
+    if found is None:
         return None
-    keys = STORE_KEYS & raw.keys()
+    keys = STORE_KEYS & found.keys()
     if keys:
         problems.append(f"{where}: store keys {sorted(keys)} must not be exported")
-    camel = [k for k in raw if k != k.lower() and k not in STORE_KEYS]
+    camel = [k for k in found if k != k.lower() and k not in STORE_KEYS]
     if camel:
         problems.append(f"{where}: fields must be snake_case: {camel}")
     try:
-        return spec.model.model_validate(raw)
+        return spec.model.model_validate(found)
     except ValidationError as e:
         for err in e.errors():
             field = ".".join(str(p) for p in err["loc"])
@@ -337,113 +661,130 @@ def _parse_line(spec: EntitySpec, where: str, text: str, problems: list[str]) ->
         return None
 
 
-def _check_relationships(records: dict[str, list[Record]]) -> list[str]:
-    ids = {spec.entity_type: {getattr(r, spec.id_field) for r in records[spec.entity_type]}
-           for spec in ENTITIES}
-    problems = []
-    for child, field, parent, pfield in RELATIONSHIPS:
-        for r in records[child]:
-            value = getattr(r, field)
-            if value is not None and value not in ids[parent]:
-                problems.append(f"{BY_TYPE[child].file}: {child} {getattr(r, BY_TYPE[child].id_field)}: "
-                                f"{field} {value!r} has no {parent} with that {pfield}")
-    for r in records["reminder"]:
-        kind = r.entity_type  # type: ignore[attr-defined]
-        if kind in ids and r.entity_id not in ids[kind]:  # type: ignore[attr-defined]
-            problems.append(f"reminders.jsonl: reminder {r.reminder_id}: entity_id "  # type: ignore[attr-defined]
-                            f"{r.entity_id!r} has no {kind}")  # type: ignore[attr-defined]
-    return problems
-
-
-def _check_chains(records: dict[str, list[Record]]) -> list[str]:
-    """Every entity's chain against its record (DESIGN.md "Audit chains")."""
-    chains: dict[str, list[AuditEvent]] = {}
-    for event in records["audit_event"]:
-        assert isinstance(event, AuditEvent)
-        chains.setdefault(event.entity_id, []).append(event)
-    problems = []
-    for spec in ENTITIES:
-        if spec.entity_type in ("audit_event", "seal"):
-            continue
-        for rec in records[spec.entity_type]:
-            rid = getattr(rec, spec.id_field)
-            head = (rec.audit_seq, rec.audit_hash, state_hash(rec))  # type: ignore[attr-defined]
-            events = sorted(chains.pop(rid, []), key=lambda e: e.seq)
-            problems += [f"audit_events.jsonl: {p}" for p in
-                         verify_entity(spec.entity_type, rid, head, events)]
-    for rid, events in chains.items():
-        problems.append(f"audit_events.jsonl: {events[0].entity_type} {rid}: "
-                        f"{len(events)} events but no record")
-    return problems
-
-
-def import_export(store: Store, directory: Path) -> dict[str, int]:
+def import_export(store: Store, directory: Path, progress: Progress | None = None, *,
+                  validated: bool = False) -> dict[str, int]:
     """Load a valid export into a store without changing an ID, a chain head or an event
-    (records and events are written as they are).
+    (records and events are written as they are), streaming: records are read from the files
+    batch by batch, never all at once.
 
-    On a store without a per-write limit (SQLite, memory) the import is one atomic write: a
-    killed import leaves the store as it was. On a store with a limit it is written in batches
-    within it, every entity's events before the entity's record, and is resumable: running the
-    same import again writes only what is missing. Either way importing an export again into
-    the store that holds it changes nothing.
+    On a store without a per-write limit (SQLite, PostgreSQL, memory) the import is one atomic
+    write (``import_atomically`` where the store has it): a killed import leaves the store as
+    it was. On a store with a limit it is written in batches within it, every entity's events
+    before the entity's records, and is resumable: running the same import again writes only
+    what is missing. Either way importing an export again into the store that holds it
+    changes nothing.
+
+    ``validated``: the caller has just validated the export with :func:`load_export`.
 
     :raises ExportFormatError: the export does not validate; nothing was written.
     :raises ConflictError: the store holds a different version of a record of the export.
     :raises InputError: the store holds records the export does not (it is neither empty nor
         a partial or whole import of this export).
     """
-    records = load_export(directory)
-    todo = _still_missing(store, records)
+    counts = _counts(directory) if validated else load_export(directory)
+    present = None if store.is_empty() else _present(store, directory)
     limit = store.max_items
-    if todo and limit is None:
-        store.commit(_changes(todo))
-    elif todo and limit is not None:
-        for chunk in _chunks(todo, min(IMPORT_BATCH, limit)):
-            store.commit(_changes(chunk))
-    return {spec.entity_type: len(records[spec.entity_type]) for spec in ENTITIES}
+    size = IMPORT_BATCH if limit is None else min(IMPORT_BATCH, limit)
+    batches = _batches(_records(directory, present, progress), size)
+    if limit is None:
+        atomically = getattr(store, "import_atomically", None)
+        if atomically is not None:
+            atomically(batches)
+        else:
+            merged = Changes()
+            for batch in batches:
+                merged.extend(batch)
+            if merged:
+                store.commit(merged)
+    else:
+        for batch in batches:
+            store.commit(batch)
+    return counts
 
 
-def _changes(chunk: list[Record]) -> Changes:
-    return Changes(creates=[r for r in chunk if not isinstance(r, AuditEvent)],
-                   events=[r for r in chunk if isinstance(r, AuditEvent)])
+def _counts(directory: Path) -> dict[str, int]:
+    entries = _entries(_read_manifest(directory, []) or {}, [])
+    return {spec.entity_type: int(entries.get(spec.entity_type, {}).get("count", 0))
+            for spec in ENTITIES}
 
 
-def _in_write_order(records: dict[str, list[Record]]) -> list[Record]:
-    """Audit events first (an event without its record is what an interrupted import leaves,
-    and ``audit verify`` names it), then the records, parents before children."""
-    order = ["audit_event", *(s.entity_type for s in ENTITIES if s.entity_type != "audit_event")]
-    return [r for kind in order for r in records[kind]]
+def _write_order() -> list[EntitySpec]:
+    """Audit events first (an event without its record is what an interrupted batched import
+    leaves, and ``audit verify`` names it), then the records, parents before children."""
+    return [BY_TYPE["audit_event"], *(s for s in ENTITIES if s.entity_type != "audit_event")]
 
 
-def _still_missing(store: Store, records: dict[str, list[Record]]) -> list[Record]:
-    """The export's records the store does not hold yet, in write order. A record the store
-    holds must be identical; the store may hold nothing the export does not."""
-    every = _in_write_order(records)
-    if store.is_empty():
-        return every
-    present: set[tuple[str, str]] = set()
-    wanted = {(spec.entity_type, getattr(r, spec.id_field)): r
-              for spec in ENTITIES for r in records[spec.entity_type]}
-    with store.snapshot() as snap:
-        for spec in ENTITIES:
+def _records(directory: Path, skip: set[tuple[str, int]] | None,
+             progress: Progress | None = None) -> Iterator[Record]:
+    """The records of a validated export, file by file in write order, leaving out those in
+    ``skip`` ((entity type, ID digest) pairs)."""
+    entries = _entries(_read_manifest(directory, []) or {}, [])
+    for spec in _write_order():
+        entry = entries.get(spec.entity_type)
+        if entry is None:
+            continue
+        path = directory / str(entry.get("file", spec.file))
+        with path.open("rb") as f:
+            for raw in _bounded_lines(f, None):
+                record = spec.model.model_validate_json(raw)
+                if progress is not None:
+                    progress.update(1)
+                if skip and (spec.entity_type, _h64(str(getattr(record, spec.id_field)))) in skip:
+                    continue
+                yield record
+
+
+def _batches(records: Iterable[Record], size: int) -> Iterator[Changes]:
+    batch = Changes()
+    for record in records:
+        if isinstance(record, AuditEvent):
+            batch.events.append(record)
+        else:
+            batch.creates.append(record)
+        if batch.size() >= size:
+            yield batch
+            batch = Changes()
+    if batch:
+        yield batch
+
+
+def _present(store: Store, directory: Path) -> set[tuple[str, int]]:
+    """The export's records the store already holds, identical, as (entity type, ID digest).
+
+    :raises ConflictError: the store holds another version of one of them.
+    :raises InputError: the store holds a record the export does not.
+    """
+    present: set[tuple[str, int]] = set()
+    per_kind: dict[str, int] = {}
+    spec_of = {spec.model: spec for spec in ENTITIES}
+    for record in _records(directory, None):
+        spec = spec_of[type(record)]
+        rid = str(getattr(record, spec.id_field))
+        held = store.find(spec.model, rid)
+        if held is None:
+            continue
+        if held != record:
+            raise ConflictError(
+                f"{store.url} holds another version of {spec.entity_type} {rid} "
+                f"(version {getattr(held, 'version', '?')}; the export has "
+                f"{getattr(record, 'version', '?')}); import into an empty store")
+        present.add((spec.entity_type, _h64(rid)))
+        per_kind[spec.entity_type] = per_kind.get(spec.entity_type, 0) + 1
+    for spec in ENTITIES:
+        held_count = store.count(spec.model)
+        if held_count is not None and held_count <= per_kind.get(spec.entity_type, 0):
+            continue
+        with store.snapshot() as snap:
             for held in snap.scan(spec.model):
-                rid = getattr(held, spec.id_field)
-                mine = wanted.get((spec.entity_type, rid))
-                if mine is None:
+                rid = str(getattr(held, spec.id_field))
+                if (spec.entity_type, _h64(rid)) not in present:
                     raise InputError(
                         f"import needs an empty store, or one holding part of this export; "
                         f"{store.url} holds {spec.entity_type} {rid}, which the export does not")
-                if mine != held:
-                    raise ConflictError(
-                        f"{store.url} holds another version of {spec.entity_type} {rid} "
-                        f"(version {getattr(held, 'version', '?')}; the export has "
-                        f"{getattr(mine, 'version', '?')}); import into an empty store")
-                present.add((spec.entity_type, rid))
-    spec_of = {spec.model: spec for spec in ENTITIES}
-    return [r for r in every if (spec_of[type(r)].entity_type,
-                                 getattr(r, spec_of[type(r)].id_field)) not in present]
+    return present
 
 
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+class Progress(Protocol):
+    """What the export, validation and import report their progress to (a tqdm bar)."""
+
+    def update(self, n: int = 1) -> Any: ...

@@ -200,9 +200,10 @@ class WebhookSink:
 
         def cut() -> None:  # the deadline: wake whatever read or write is blocked on the socket
             expired.set()
-            if conn.sock is not None:
+            sock = conn.sock  # once: the delivering thread may close it (None) meanwhile
+            if sock is not None:
                 with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(socket.SHUT_RDWR)
 
         deadline = threading.Timer(self.timeout_s, cut)
         deadline.daemon = True

@@ -3,7 +3,9 @@ log, diagrams, the store."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 from runtime.cli import render
 from runtime.cli.context import Ctx, warn_broken
@@ -93,6 +95,30 @@ def cmd_scheduler_run(ctx: Ctx) -> int:
     return OK
 
 
+def _progress(ctx: Ctx, what: str, total: int | None) -> Any:
+    """A progress bar with a rate and an ETA on a terminal (tqdm, imported only here); nothing
+    when stderr is not a terminal or with --quiet."""
+    import contextlib
+
+    if getattr(ctx.args, "quiet", False) or not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=" records", unit_scale=True, file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+def _total(directory: Path) -> int | None:
+    """The records an export's manifest lists (for the progress bar), if it says."""
+    import json
+
+    try:
+        entries = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["entities"]
+        return sum(int(e["count"]) for e in entries)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def cmd_export(ctx: Ctx) -> int:
     from runtime.errors import InputError
     from runtime.export import export_store, load_export
@@ -101,25 +127,39 @@ def cmd_export(ctx: Ctx) -> int:
     if a.action == "validate":
         if not a.directory:
             raise InputError("export validate needs the export folder: dataops export validate DIR")
-        records = load_export(Path(a.directory))
+        folder = Path(a.directory)
+        with _progress(ctx, "validate", _total(folder)) as bar:
+            counts = load_export(folder, bar)
         render.out(f"ok: {a.directory} is a valid export ("
-                   + ", ".join(f"{len(v)} {k}" for k, v in records.items()) + ")")
+                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
         return OK
     if a.action is not None or not a.out:
         raise InputError("use dataops export --out DIR, or dataops export validate DIR")
     svc = ctx.services()
-    manifest = export_store(svc.store, Path(a.out), svc.now())
+    with _progress(ctx, "export", None) as bar:
+        manifest = export_store(svc.store, Path(a.out), svc.now(),
+                                artifacts=svc.artifacts if a.with_binaries else None, progress=bar)
+    blobs = manifest.get("blobs")
     render.out(f"exported to {a.out}: " + ", ".join(
         f"{e['count']} {e['entity_type']}" + ("" if e["implemented"] else " (not implemented)")
-        for e in manifest["entities"]))
+        for e in manifest["entities"]) + (f", {blobs['count']} binaries" if blobs else ""))
     return OK
 
 
 def cmd_import(ctx: Ctx) -> int:
-    from runtime.export import import_export
+    from runtime.export import import_blobs, import_export, load_export
 
-    counts = import_export(ctx.services().store, Path(ctx.args.directory))
-    render.out(f"imported into {ctx.store_url}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    folder = Path(ctx.args.directory)
+    svc = ctx.services()
+    with _progress(ctx, "validate", _total(folder)) as bar:
+        load_export(folder, bar)
+    # binaries first, as a command writes a binary before its record (content-addressed:
+    # putting one again is harmless)
+    binaries = import_blobs(folder, svc.artifacts) if svc.artifacts is not None else 0
+    with _progress(ctx, "import", _total(folder)) as bar:
+        counts = import_export(svc.store, folder, bar, validated=True)
+    render.out(f"imported into {ctx.store_url}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+               + (f", {binaries} binaries" if binaries else ""))
     return OK
 
 

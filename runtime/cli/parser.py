@@ -152,8 +152,13 @@ def _operations(sub: Any) -> None:
     s.add_argument("action", nargs="?", choices=["validate"], help="validate an export folder")
     s.add_argument("directory", nargs="?")
     s.add_argument("--out", help="folder to write the export to")
-    _cmd(sub, "import", o.cmd_import, "load a valid export into an empty store", False
-         ).add_argument("directory")
+    s.add_argument("--with-binaries", action="store_true",
+                   help="also copy the artifact binaries into DIR/blobs/ by sha256")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = _cmd(sub, "import", o.cmd_import, "load a valid export (into an empty store, or again "
+             "to complete or confirm it)", False)
+    s.add_argument("directory")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     aud = _group(sub, "audit", "the append-only, hash-chained audit log")
     _cmd(aud, "log", o.cmd_audit_log, "print audit events", paged=True).add_argument(
         "--entity", help="an entity ID")

@@ -29,6 +29,7 @@ from runtime.model import (
     new_id,
     record_id,
 )
+from runtime.model.common import sorted_keys
 from runtime.rules.audit import STATE_EXCLUDE, digest, hash_of_event
 from runtime.rules.reminders import next_reminder_at
 from runtime.store.base import Changes
@@ -139,7 +140,10 @@ class UnitOfWork:
         body = {
             "event_id": new_id("evt"), "seq": draft.audit_seq + 1,  # type: ignore[attr-defined]
             "actor": self.actor, "entity_type": kind_of(draft), "entity_id": record_id(draft),
-            "action": action, "before": before, "after": after, "summary": summary,
+            "action": action, "summary": summary,
+            # free-form: keys sorted, as the model keeps them (FreeForm)
+            "before": None if before is None else sorted_keys(before),
+            "after": sorted_keys(after),
             "at": self.now, "prev_hash": draft.audit_hash or GENESIS_HASH,  # type: ignore[attr-defined]
             "state_hash": digest(state),
         }

@@ -34,6 +34,19 @@ Instant = Annotated[
 ]
 """An aware instant, stored in UTC and serialized with an explicit offset."""
 
+def sorted_keys(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order (lists keep theirs)."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
+FreeForm = Annotated[dict[str, Any], AfterValidator(sorted_keys)]
+"""A free-form JSON object (an event's before/after, a job's input), kept with its keys in
+sorted order so that it serialises the same from every store (PostgreSQL's jsonb reorders)."""
+
 Day = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from runtime.model.common import Day, Instant, Record
+from runtime.model.common import Day, FreeForm, Instant, Record, sorted_keys
 from runtime.model.definitions import ProofKind, ProofRequirement, Reference
 
 
@@ -200,7 +200,7 @@ class AssistantJob(Record):
     task_id: str | None = None
     kind: str
     status: AssistantJobStatus = AssistantJobStatus.QUEUED
-    input: dict[str, Any] = {}
+    input: FreeForm = {}
     output_artifact_id: str | None = None
     error: str | None = None
     created_at: Instant
@@ -255,8 +255,8 @@ class AuditEvent(Record):
     entity_type: str
     entity_id: str
     action: str
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
+    before: FreeForm | None = None
+    after: FreeForm | None = None
     summary: str
     at: Instant
     prev_hash: str
@@ -274,6 +274,9 @@ class AuditEvent(Record):
         which cost more than the rest of an event (a test pins it equal to validation)."""
         if values.keys() != cls.model_fields.keys():
             raise ValueError(f"a trusted event needs exactly the fields {sorted(cls.model_fields)}")
+        for side in ("before", "after"):  # FreeForm: keys sorted, as validation gives them
+            if values[side] is not None:
+                values[side] = sorted_keys(values[side])
         event = cls.__new__(cls)
         object.__setattr__(event, "__dict__", values)
         object.__setattr__(event, "__pydantic_fields_set__", set(values))

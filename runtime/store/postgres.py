@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -410,6 +410,20 @@ class PostgresStore:
                     raise InputError(f"store {self.url}: a record refers to a parent that does "
                                      f"not exist ({_detail(e)}); nothing was written") from e
         raise ThrottledError(f"{self.url}: the write kept failing to serialize ({RETRIES} tries)")
+
+    def import_atomically(self, batches: Iterable[Changes]) -> None:
+        """Insert every batch in one transaction (an import): all of them, or none."""
+        errors = self._psycopg.errors
+        with self._driver():
+            try:
+                with self._pool.connection() as conn:
+                    for changes in batches:
+                        self._write(conn, changes)
+            except errors.UniqueViolation as e:
+                raise ConflictError(_detail(e), "it exists already") from e
+            except errors.ForeignKeyViolation as e:
+                raise InputError(f"store {self.url}: a record refers to a parent that does "
+                                 f"not exist ({_detail(e)}); nothing was written") from e
 
     @staticmethod
     def _backoff(attempt: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -313,6 +313,25 @@ class SqliteStore:
             except _Clash as clash:
                 db.execute("ROLLBACK")
                 # after the rollback only what existed before is visible: name the record
+                raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
+                                    "it exists already") from clash.__cause__
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def import_atomically(self, batches: Iterable[Changes]) -> None:
+        """Insert every batch's records and events in one transaction (an import): all of them
+        or, if anything fails or the process dies, none."""
+        with self._lock, self._driver():
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for changes in batches:
+                    self._insert_all([*changes.creates, *changes.events], changes)
+                db.execute("COMMIT")
+            except _Clash as clash:
+                db.execute("ROLLBACK")
                 raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
                                     "it exists already") from clash.__cause__
             except BaseException:

@@ -1,0 +1,315 @@
+"""Export at scale (DESIGN.md "Portable export"): an export killed at any point leaves the
+previous one valid; an export taken while other processes write is a consistent cut;
+binaries round-trip with --with-binaries; random stores round-trip byte for byte through every
+store; each planted violation is named with its file and line; the validator streams."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runtime import engine
+from runtime.artifacts import LocalArtifactStore
+from runtime.clock import FixedClock
+from runtime.content import load_content
+from runtime.engine import Services
+from runtime.errors import DataopsError, ExportFormatError
+from runtime.export import ENTITIES, export_store, import_export, load_export
+from runtime.model.common import utc
+from runtime.store import open_store
+from runtime.store.sqlite import SqliteStore
+from tests.conftest import SHIPPED_CONTENT, make_store
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = "2026-11-25T08:00:00+00:00"
+T0 = utc(2026, 11, 25, 8)
+
+
+def _env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DATAOPS_")}
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def _cli(url: str, content: Path, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runtime.cli", "--store", url, "--content",
+                           str(content), "--now", NOW, *argv], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _sqlite_with(n: int, content_dir: Path, tmp_path: Path, name: str = "src") -> str:
+    url = f"sqlite:///{tmp_path / (name + '.db')}?synchronous=NORMAL"
+    content = load_content(content_dir)
+    store = SqliteStore(url)
+    svc = Services(store, FixedClock(T0), "setup", LocalArtifactStore(tmp_path / "art"),
+                   lambda: content)
+    for i in range(n):
+        engine.create_bundle(svc, "vat-return", date(2020, 1, 1) + timedelta(days=i))
+    store.close()
+    return url.split("?")[0]
+
+
+# ---- a killed export never costs the previous one ------------------------------------------
+
+
+def test_an_export_killed_at_any_point_leaves_the_previous_one_valid(
+        content_dir: Path, tmp_path: Path) -> None:
+    url = _sqlite_with(300, content_dir, tmp_path)
+    out = tmp_path / "backup"
+    assert _cli(url, content_dir, "export", "--out", str(out), cwd=tmp_path).returncode == 0
+    good = _files(out)
+    load_export(out)
+    # more data, then exports killed as each of their files appears (and once mid-rename)
+    assert _cli(url, content_dir, "bundle", "create", "vat-return", "--anchor", "2026-06-01",
+                cwd=tmp_path).returncode == 0
+    kills: list[int] = []
+    for stage in range(len(ENTITIES) + 1):
+        proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "--store", url,
+                                 "--content", str(content_dir), "--now", NOW, "export", "--out",
+                                 str(out), "--quiet"], cwd=tmp_path, env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:  # polling for a condition, not waiting for time to pass
+            incoming = list(tmp_path.glob(".backup.incoming-*"))
+            written = len(list(incoming[0].iterdir())) if incoming else 0
+            if incoming and written > stage:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.0005)
+        proc.wait(timeout=60)
+        if proc.returncode == -signal.SIGKILL:
+            kills.append(stage)
+            assert _files(out) == good, f"killed at stage {stage}: the previous export changed"
+            load_export(out)
+        else:  # it finished before the kill: it is the good one now
+            assert proc.returncode == 0
+            good = _files(out)
+        for leftover in tmp_path.glob(".backup.incoming-*"):  # what a killed export leaves
+            assert leftover.is_dir()
+    # some exports finish before the poll sees their next file; enough are caught mid-way
+    assert len(kills) >= 2 and max(kills) >= 3, kills
+    # a whole run replaces it; the leftovers of the killed ones never stand in its way
+    assert _cli(url, content_dir, "export", "--out", str(out), cwd=tmp_path).returncode == 0
+    assert load_export(out)["bundle"] == 301
+
+
+# ---- an export while other processes write ---------------------------------------------------
+
+WRITER = r"""
+import sys
+from datetime import date, timedelta
+from runtime.cli import main
+url, content, start, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+base = ["--store", url, "--content", content, "--now", "2026-11-25T08:00:00+00:00"]
+for i in range(start, start + n):
+    anchor = (date(2021, 1, 1) + timedelta(days=i)).isoformat()
+    assert main(base + ["bundle", "create", "vat-return", "--anchor", anchor]) == 0
+    tid = f"vat-return/{anchor}/collect-invoices"
+    assert main(base + ["task", "start", tid]) == 0
+    assert main(base + ["task", "assign", tid, f"w{i}"]) == 0
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_exports_taken_while_processes_write_are_consistent(
+        kind: str, request: pytest.FixtureRequest, content_dir: Path, tmp_path: Path) -> None:
+    from tests.conftest import store_url
+
+    if kind == "postgres":
+        request.getfixturevalue("pg_server")
+    url = store_url(kind, tmp_path, "busy")
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(content_dir),
+                                 str(w * 1000), "25"], cwd=tmp_path, env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for w in range(2)]
+    exports = 0
+    try:
+        while any(w.poll() is None for w in writers) or exports < 2:
+            out = tmp_path / f"cut-{exports}"
+            r = _cli(url, content_dir, "export", "--out", str(out), "--quiet", cwd=tmp_path)
+            assert r.returncode == 0, r.stderr  # it validated itself before it was renamed
+            load_export(out)  # and validates again here: every chain whole, every parent there
+            exports += 1
+    finally:
+        for w in writers:
+            _, err = w.communicate(timeout=300)
+            assert w.returncode == 0, err
+    assert exports >= 2
+    final = tmp_path / "final"
+    assert _cli(url, content_dir, "export", "--out", str(final), cwd=tmp_path).returncode == 0
+    assert load_export(final)["bundle"] == 50
+
+
+# ---- binaries --------------------------------------------------------------------------------
+
+
+def test_binaries_round_trip_with_with_binaries(cli, tmp_path: Path) -> None:
+    task = "vat-return/2026-11-02/collect-invoices"
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
+    pdf = tmp_path / "invoices.pdf"
+    pdf.write_bytes(b"%PDF-1.4 the invoices\n")
+    assert cli("task", "attach", task, "--file", str(pdf)).code == 0
+    out = tmp_path / "with-blobs"
+    r = cli("export", "--out", str(out), "--with-binaries")
+    assert r.code == 0 and "1 binaries" in r.out, r.err
+    sha = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert (out / "blobs" / sha).read_bytes() == pdf.read_bytes()
+    assert json.loads((out / "manifest.json").read_text())["blobs"] == {"dir": "blobs", "count": 1}
+    assert cli("export", "validate", str(out)).code == 0
+    # into another store with its own artifact folder: the binary goes there
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    r = cli("import", str(out), store=other)
+    assert r.code == 0 and "1 binaries" in r.out, r.err
+    assert LocalArtifactStore(tmp_path / "other.db.artifacts").get_sha256(sha) == pdf.read_bytes()
+    again = tmp_path / "again"
+    assert cli("export", "--out", str(again), "--with-binaries", store=other).code == 0
+    assert _files(again / "blobs") == _files(out / "blobs")
+    for spec in ENTITIES:
+        assert (again / spec.file).read_bytes() == (out / spec.file).read_bytes()
+    # a tampered or missing binary is named
+    (out / "blobs" / sha).write_bytes(b"not the invoices")
+    r = cli("export", "validate", str(out))
+    assert r.code == 2 and f"blobs/{sha}: its content does not hash to its name" in r.err
+    (out / "blobs" / sha).unlink()
+    r = cli("export", "validate", str(out))
+    assert r.code == 2 and f"no binary for artifact sha256 {sha}" in r.err, r.err
+
+
+# ---- random stores round-trip through every store -----------------------------------------
+
+COMMANDS = st.lists(st.tuples(st.sampled_from(["create", "start", "assign", "comment", "cancel",
+                                               "sweep"]),
+                              st.integers(0, 5), st.integers(0, 6)), min_size=1, max_size=12)
+
+
+def _build(commands: list[tuple[str, int, int]], svc: Services) -> None:
+    from runtime.engine.reminders import sweep
+
+    refs = ["collect-invoices", "reconcile-accounts", "file-return", "pay-balance"]
+    for op, b, t in commands:
+        anchor = date(2026, 11, 2) + timedelta(days=7 * b)
+        tid = f"vat-return/{anchor.isoformat()}/{refs[t % len(refs)]}"
+        try:
+            if op == "create":
+                engine.create_bundle(svc, "vat-return", anchor)
+            elif op == "start":
+                engine.fire_task(svc, tid, "start")
+            elif op == "assign":
+                engine.assign_task(svc, tid, f"person-{t}")
+            elif op == "comment":
+                engine.comment_task(svc, tid, f"note {t}: ünïcode \u2028 and \"quotes\"")
+            elif op == "cancel":
+                engine.fire_task(svc, tid, "cancel", reason=f"reason {t}")
+            else:
+                sweep(svc, [])
+        except DataopsError:
+            pass  # a command the machine or the store refuses is part of a random history
+
+
+@pytest.fixture
+def every_store(pg_server: Any, tmp_path: Path) -> Any:
+    def make(kind: str, n: int) -> Any:
+        return make_store(kind, tmp_path / f"{kind}-{n}") if kind != "sqlite" else open_store(
+            f"sqlite:///{tmp_path / f'rt-{n}.db'}")
+    return make
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(commands=COMMANDS)
+def test_random_stores_round_trip_byte_for_byte_through_every_store(
+        every_store: Any, tmp_path: Path, commands: list[tuple[str, int, int]]) -> None:
+    content = load_content(SHIPPED_CONTENT)
+    run = len(list(tmp_path.glob("src-*")))
+    source = open_store("memory://")
+    svc = Services(source, FixedClock(T0), "fuzz", LocalArtifactStore(tmp_path / "a"),
+                   lambda: content)
+    _build(commands, svc)
+    first = tmp_path / f"src-{run}"
+    export_store(source, first, T0)
+    for kind in ("memory", "sqlite", "postgres"):
+        (tmp_path / f"{kind}-{run}").mkdir(exist_ok=True)
+        target = every_store(kind, run)
+        try:
+            import_export(target, first)
+            import_export(target, first)  # again: changes nothing
+            out = tmp_path / f"{kind}-out-{run}"
+            export_store(target, out, T0)
+        finally:
+            target.close()
+        for spec in ENTITIES:
+            assert (out / spec.file).read_bytes() == (first / spec.file).read_bytes(), \
+                (kind, spec.file)
+
+
+# ---- planted violations ------------------------------------------------------------------
+
+
+def _plant(directory: Path, file: str, change: Any) -> None:
+    """Rewrite ``file``'s lines with ``change(lines)`` and fix the manifest's checksum and count,
+    so that only the planted violation is wrong."""
+    path = directory / file
+    lines = change(path.read_text(encoding="utf-8").splitlines())
+    text = "".join(line + "\n" for line in lines)
+    path.write_text(text, encoding="utf-8")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for entry in manifest["entities"]:
+        if entry["file"] == file:
+            entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+            entry["count"] = len(lines)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _edit(n: int, **fields: Any) -> Any:
+    def change(lines: list[str]) -> list[str]:
+        rec = json.loads(lines[n])
+        rec.update(fields)
+        return [*lines[:n], json.dumps(rec), *lines[n + 1:]]
+    return change
+
+
+PLANTED = [
+    ("tasks.jsonl", _edit(0, title="edited in place"), "edited in place"),
+    ("tasks.jsonl", lambda ls: ls[1:], "events but no record"),
+    ("tasks.jsonl", lambda ls: [*ls, ls[0]], "appears twice (first on line 1)"),
+    ("tasks.jsonl", _edit(2, bundle_id="vat-return/1999-01-01"), "tasks.jsonl:3: task"),
+    ("bundles.jsonl", lambda ls: [], "has no bundle with that bundle_id"),
+    ("audit_events.jsonl", lambda ls: ls[:-1], "truncated or extended"),
+    ("audit_events.jsonl", lambda ls: [*ls[1:], ls[0]], "out of (entity_id, seq) order"),
+    ("audit_events.jsonl", _edit(0, summary="rewritten"), "edited after it was written"),
+    ("audit_events.jsonl", lambda ls: [ls[0], *ls], "appears twice"),
+    ("reminders.jsonl", _edit(0, entity_id="vat-return/1999-01-01/x"), "has no task"),
+    ("tasks.jsonl", lambda ls: [*ls[:3], "{not json", *ls[3:]], "tasks.jsonl:4: not valid JSON"),
+    ("tasks.jsonl", _edit(0, taskId="x"), "tasks.jsonl:1: fields must be snake_case"),
+]
+
+
+@pytest.mark.parametrize(("file", "change", "needle"), PLANTED,
+                         ids=[f"{f}-{n}" for f, _, n in PLANTED])
+def test_each_planted_violation_is_named(cli, tmp_path: Path, file: str, change: Any,
+                                         needle: str) -> None:
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
+    r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 's.jsonl'}",
+            now="2026-11-28T12:00:00+00:00")
+    assert r.code == 0, r.err
+    out = tmp_path / "planted"
+    assert cli("export", "--out", str(out)).code == 0
+    assert (out / "reminders.jsonl").read_text().strip(), "the sweep recorded reminders"
+    _plant(out, file, change)
+    with pytest.raises(ExportFormatError) as err:
+        load_export(out)
+    assert any(needle in p for p in err.value.problems), err.value.problems
