@@ -71,6 +71,10 @@ from runtime.store.postgres_schema import (
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RETRIES = 5
 """Attempts of a write that the server rolled back for a serialization failure or deadlock."""
+CHECK_AFTER_S = 5.0
+"""A pooled connection idle longer than this is checked (one empty query) before it is handed
+out, so connections a server restart or a failover broke are replaced, not reported; a busy
+process pays no check. A read on a connection found broken is retried once."""
 POOL_WAIT_S = 10.0
 """How long a command waits for a pooled connection before it reports busy (or, if no server
 answers, unreachable)."""
@@ -141,7 +145,8 @@ class PostgresStore:
     max_items: int | None = None
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0, migrate: bool = False,
-                 pool_wait: float = POOL_WAIT_S) -> None:
+                 pool_wait: float = POOL_WAIT_S, check_after: float = CHECK_AFTER_S) -> None:
+        self._check_after = check_after
         conninfo, self.schema, pool_size, self.url = parse_url(url)
         try:
             import psycopg
@@ -157,10 +162,10 @@ class PostgresStore:
         self._s = f'"{self.schema}"'
         self._pool = psycopg_pool.ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, open=False, timeout=pool_wait,
-            kwargs={"prepare_threshold": None, "autocommit": False},
-            # a pooled connection is checked (one empty round trip) before it is handed out, so
-            # connections a server restart or a failover broke are replaced, not reported
-            check=psycopg_pool.ConnectionPool.check_connection,
+            # autocommit: a read is one statement, no BEGIN/COMMIT; writes and snapshots open
+            # their transaction explicitly (_tx)
+            kwargs={"prepare_threshold": None, "autocommit": True},
+            check=self._check, reset=self._returned,
             name=f"dataops-{self.schema}")
         try:
             with self._driver():
@@ -202,11 +207,26 @@ class PostgresStore:
         except self._psycopg.Error as e:
             raise translate(self.url, e) from e
 
+    def _check(self, conn: Any) -> None:
+        idle = time.monotonic() - getattr(conn, "_dataops_returned", 0.0)
+        if idle >= self._check_after:
+            conn.execute("")
+
+    @staticmethod
+    def _returned(conn: Any) -> None:
+        conn._dataops_returned = time.monotonic()
+
     @contextmanager
     def _conn(self) -> Iterator[Any]:
+        """A pooled connection in autocommit: for one statement."""
+        with self._driver(), self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
         """A pooled connection inside one transaction: committed when the block ends, rolled
         back when it raises."""
-        with self._driver(), self._pool.connection() as conn:
+        with self._driver(), self._pool.connection() as conn, conn.transaction():
             yield conn
 
     def _ensure_schema(self, *, create: bool) -> None:
@@ -235,7 +255,7 @@ class PostgresStore:
 
         :raises InputError: the stored schema is newer than this runtime knows.
         """
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._s}")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self._t('meta')} "
@@ -258,8 +278,18 @@ class PostgresStore:
 
     # -- reads -------------------------------------------------------------------------------
     def _all(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[Any]:
-        with self._conn() as conn:
-            return conn.execute(sql, args).fetchall()
+        tries = self._pool.max_size + 1  # every pooled connection may have been dropped
+        for attempt in range(1, tries + 1):
+            with self._driver(), self._pool.connection() as conn:
+                try:
+                    return conn.execute(sql, args).fetchall()
+                except self._psycopg.OperationalError as e:
+                    state = getattr(e, "sqlstate", None) or ""
+                    dropped = conn.broken or state.startswith(("08", "57P"))
+                    if attempt == tries or not dropped:
+                        raise
+                    # a connection the server dropped: the pool discards it; a read may retry
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _decoded(self, kind: type[R], rows: list[Any]) -> list[R]:
         return [r for rid, doc in rows if (r := decode(kind, rid, doc, self.quarantined)) is not None]
@@ -359,7 +389,7 @@ class PostgresStore:
         for attempt in range(RETRIES):
             with self._driver():
                 try:
-                    with self._pool.connection() as conn:
+                    with self._pool.connection() as conn, conn.transaction():
                         rows = conn.execute(
                             f"SELECT reminder_id, doc::text FROM {self._t('reminders')} "
                             "WHERE deliver_after <= %s ORDER BY deliver_after, reminder_id "
@@ -381,10 +411,9 @@ class PostgresStore:
 
     @contextmanager
     def snapshot(self) -> Iterator[_Reader]:
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield _Reader(self, conn)
-            conn.rollback()  # read only: nothing to commit
 
     def is_empty(self) -> bool:
         union = " UNION ALL ".join(f"(SELECT 1 FROM {self._t(table)} LIMIT 1)"
@@ -398,7 +427,7 @@ class PostgresStore:
         for attempt in range(RETRIES):
             with self._driver():
                 try:
-                    with self._pool.connection() as conn:
+                    with self._pool.connection() as conn, conn.transaction():
                         self._write(conn, changes)
                     return
                 except errors.TransactionRollback:  # 40001, 40P01: replayable (conditional)
@@ -416,7 +445,7 @@ class PostgresStore:
         errors = self._psycopg.errors
         with self._driver():
             try:
-                with self._pool.connection() as conn:
+                with self._pool.connection() as conn, conn.transaction():
                     for changes in batches:
                         self._write(conn, changes)
             except errors.UniqueViolation as e:
