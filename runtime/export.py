@@ -149,7 +149,10 @@ def _write_all(store: Store, out: Path, now: datetime, artifacts: ArtifactStore 
         manifest["blobs"] = _write_blobs(artifacts, shas, out / BLOBS)
     if store.quarantined:
         manifest["quarantined"] = sorted(store.quarantined.items())
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    with (out / "manifest.json").open("w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     return manifest
 
 
