@@ -68,44 +68,72 @@ def _sqlite_with(n: int, content_dir: Path, tmp_path: Path, name: str = "src") -
 # ---- a killed export never costs the previous one ------------------------------------------
 
 
+PAUSED_EXPORT = r"""
+import sys, time
+from pathlib import Path
+import runtime.export as export
+from runtime.cli import main
+stage, marker, argv = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+written = []
+real_entity, real_swap = export._write_entity, export._swap_into_place
+
+def pause():
+    marker.touch()
+    time.sleep(600)  # SIGKILLed here by the test
+
+def entity(*args, **kw):
+    result = real_entity(*args, **kw)
+    written.append(result)
+    if len(written) == stage:
+        pause()
+    return result
+
+def swap(*args, **kw):
+    if stage == len(export.ENTITIES) + 1:
+        pause()
+    return real_swap(*args, **kw)
+
+export._write_entity, export._swap_into_place = entity, swap
+sys.exit(main(argv))
+"""
+
+
 def test_an_export_killed_at_any_point_leaves_the_previous_one_valid(
         content_dir: Path, tmp_path: Path) -> None:
-    url = _sqlite_with(300, content_dir, tmp_path)
+    """A real export process (the CLI, with a pause spliced in at one point so the kill lands
+    there) is SIGKILLed after each entity file, and once with every file and the manifest
+    written, just before the rename: each time the previous export is unchanged and valid."""
+    url = _sqlite_with(20, content_dir, tmp_path)
     out = tmp_path / "backup"
     assert _cli(url, content_dir, "export", "--out", str(out), cwd=tmp_path).returncode == 0
     good = _files(out)
-    load_export(out)
-    # more data, then exports killed as each of their files appears (and once mid-rename)
     assert _cli(url, content_dir, "bundle", "create", "vat-return", "--anchor", "2026-06-01",
                 cwd=tmp_path).returncode == 0
-    kills: list[int] = []
-    for stage in range(len(ENTITIES) + 1):
-        proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "--store", url,
-                                 "--content", str(content_dir), "--now", NOW, "export", "--out",
-                                 str(out), "--quiet"], cwd=tmp_path, env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while proc.poll() is None:  # polling for a condition, not waiting for time to pass
-            incoming = list(tmp_path.glob(".backup.incoming-*"))
-            written = len(list(incoming[0].iterdir())) if incoming else 0
-            if incoming and written > stage:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.0005)
-        proc.wait(timeout=60)
-        if proc.returncode == -signal.SIGKILL:
-            kills.append(stage)
-            assert _files(out) == good, f"killed at stage {stage}: the previous export changed"
-            load_export(out)
-        else:  # it finished before the kill: it is the good one now
-            assert proc.returncode == 0
-            good = _files(out)
-        for leftover in tmp_path.glob(".backup.incoming-*"):  # what a killed export leaves
-            assert leftover.is_dir()
-    # some exports finish before the poll sees their next file; enough are caught mid-way
-    assert len(kills) >= 2 and max(kills) >= 3, kills
+    argv = ["--store", url, "--content", str(content_dir), "--now", NOW, "export", "--out",
+            str(out), "--quiet"]
+    for stage in range(1, len(ENTITIES) + 2):
+        marker = tmp_path / f"paused-{stage}"
+        proc = subprocess.Popen([sys.executable, "-c", PAUSED_EXPORT, str(stage), str(marker),
+                                 *argv], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            while not marker.exists():  # polling for a condition, not waiting for time to pass
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == -signal.SIGKILL
+        assert _files(out) == good, f"killed at stage {stage}: the previous export changed"
+        load_export(out)
+        incoming = list(tmp_path.glob(".backup.incoming-*"))
+        assert incoming, "a killed export leaves its temporary folder beside, not in --out"
     # a whole run replaces it; the leftovers of the killed ones never stand in its way
     assert _cli(url, content_dir, "export", "--out", str(out), cwd=tmp_path).returncode == 0
-    assert load_export(out)["bundle"] == 301
+    assert _files(out) != good
+    assert load_export(out)["bundle"] == 21
 
 
 # ---- an export while other processes write ---------------------------------------------------
