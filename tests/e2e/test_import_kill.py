@@ -10,9 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+import pytest
 
 from runtime import engine
 from runtime.artifacts import LocalArtifactStore
@@ -55,79 +56,75 @@ def _env() -> dict[str, str]:
     return e
 
 
-@dataclass
-class _Watched:
-    returncode: int
-    most: int
-    """The largest size of the write-ahead log above its size before the import, in bytes."""
+PAUSED_IMPORT = r"""
+import sys, time
+from pathlib import Path
+import runtime.store.postgres as pg
+import runtime.store.sqlite as lite
+from runtime.cli import main
+after, marker, argv = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+calls = []
+
+def pausing(real):
+    def write(*args, **kw):
+        result = real(*args, **kw)
+        calls.append(1)
+        if len(calls) == after:  # that many batches are in the open transaction
+            marker.touch()
+            time.sleep(600)  # SIGKILLed here by the test
+        return result
+    return write
+
+lite.SqliteStore._insert_all = pausing(lite.SqliteStore._insert_all)
+pg.PostgresStore._write = pausing(pg.PostgresStore._write)
+sys.exit(main(argv))
+"""
 
 
-def _import_argv(url: str, export: Path) -> list[str]:
-    return [sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW, "import",
-            str(export)]
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_an_import_killed_while_it_writes_leaves_the_store_as_it_was(
+        kind: str, request: pytest.FixtureRequest, content_dir: Path, tmp_path: Path) -> None:
+    """A real ``dataops import`` process, SIGKILLed with 4 batches of 500 records written in its
+    open transaction (a pause spliced in there so that the kill lands mid-write): the store is
+    as it was; the same command completes it; the store then exports byte-identically."""
+    from tests.conftest import store_url
 
-
-def _watch_import(export: Path, db: Path, cwd: Path, kill_at: int | None) -> _Watched:
-    """Run ``dataops import`` into ``db`` (schema made first) and watch its write-ahead log;
-    SIGKILL the process once the log has grown by ``kill_at`` bytes."""
-    url = f"sqlite:///{db}"
+    if kind == "postgres":
+        request.getfixturevalue("pg_server")
+    export = _export_of(300, content_dir, tmp_path)
+    url = store_url(kind, tmp_path, "target")
     open_store(url).close()  # the schema exists; from here on only the import writes
-    wal = Path(f"{db}-wal")
-
-    def size() -> int:
-        try:
-            return wal.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    baseline, most = size(), 0
-    proc = subprocess.Popen(_import_argv(url, export), env=_env(), cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / "paused"
+    argv = ["--store", url, "--now", NOW, "import", str(export), "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_IMPORT, "4", str(marker), *argv],
+                            env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        while proc.poll() is None:  # polling for a condition, not waiting for time to pass
-            most = max(most, size() - baseline)
-            if kill_at is not None and most >= kill_at:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.0005)
-        proc.wait(timeout=300)
+        while not marker.exists():  # polling for a condition, not waiting for time to pass
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    return _Watched(proc.returncode, most)
-
-
-def test_an_import_killed_while_it_writes_leaves_the_store_as_it_was(
-        content_dir: Path, tmp_path: Path) -> None:
-    export = _export_of(300, content_dir, tmp_path)
-    target = tmp_path / "target.db"
-    url = f"sqlite:///{target}"
-    # A whole import into a scratch store first: how far its write-ahead log grows.
-    full = _watch_import(export, tmp_path / "scratch.db", tmp_path, kill_at=None)
-    assert full.returncode == 0
-    # Then the real one, killed once its log has grown half as far: well into the write (a
-    # batched import would have committed about half of its batches by then).
-    killed = _watch_import(export, target, tmp_path, kill_at=full.most // 2)
-    assert killed.returncode == -signal.SIGKILL, "the import finished before it could be killed"
-    argv = _import_argv(url, export)
-
-    store = SqliteStore(url)
+    assert proc.returncode == -signal.SIGKILL
+    store = open_store(url)
     try:
         assert store.is_empty(), "a killed import left part of itself behind"
     finally:
         store.close()
-    # the same command again completes it; the store exports byte-identically
-    r = subprocess.run(argv, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    cli = [sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW]
+    r = subprocess.run([*cli, "import", str(export)], env=_env(), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     again = tmp_path / "again"
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW,
-                        "export", "--out", str(again)], env=_env(), cwd=tmp_path,
+    r = subprocess.run([*cli, "export", "--out", str(again)], env=_env(), cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert _same(export, again)
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "--store", url, "--now", NOW,
-                        "audit", "verify"], env=_env(), cwd=tmp_path, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run([*cli, "audit", "verify"], env=_env(), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
