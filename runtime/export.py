@@ -109,12 +109,21 @@ def export_store(store: Store, out: Path, now: datetime, *, artifacts: ArtifactS
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.incoming-", dir=out.parent))
     try:
         manifest = _write_all(store, work, now, artifacts, progress)
-        if not store.quarantined:  # else it is known to be partial, and its manifest says so
-            load_export(work)  # checked before it replaces anything
-        _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    if not store.quarantined:  # else it is known to be partial, and its manifest says so
+        try:
+            load_export(work)  # checked before it replaces anything
+        except ExportFormatError as e:
+            # the store's own data does not validate (audit verify says why): keep what was
+            # written, beside, and keep the previous export at ``out``
+            kept = out.parent / f".{out.name}.invalid-{os.urandom(4).hex()}"
+            work.rename(kept)
+            raise ExportFormatError(str(kept), [
+                f"the store's data does not validate, so {out} was not replaced; the export "
+                f"was written to {kept}; run dataops audit verify", *e.problems]) from None
+    _swap_into_place(work, out)
     return manifest
 
 
@@ -665,7 +674,7 @@ def _parse_line(spec: EntitySpec, where: str, raw: bytes | str, problems: list[s
 
 
 def import_export(store: Store, directory: Path, progress: Progress | None = None, *,
-                  validated: bool = False) -> dict[str, int]:
+                  validated: bool = False, replace: bool = False) -> dict[str, int]:
     """Load a valid export into a store without changing an ID, a chain head or an event
     (records and events are written as they are), streaming: records are read from the files
     batch by batch, never all at once.
@@ -678,6 +687,8 @@ def import_export(store: Store, directory: Path, progress: Progress | None = Non
     changes nothing.
 
     ``validated``: the caller has just validated the export with :func:`load_export`.
+    ``replace``: a record (or event) the store holds in another version is overwritten with
+    the export's, conditional on the version read, instead of being a conflict.
 
     :raises ExportFormatError: the export does not validate; nothing was written.
     :raises ConflictError: the store holds a different version of a record of the export.
@@ -685,10 +696,13 @@ def import_export(store: Store, directory: Path, progress: Progress | None = Non
         a partial or whole import of this export).
     """
     counts = _counts(directory) if validated else load_export(directory)
-    present = None if store.is_empty() else _present(store, directory)
+    replacing: dict[tuple[str, int], int] | None = {} if replace else None
+    present = None if store.is_empty() else _present(store, directory, replacing)
+    if present and replacing:
+        present -= set(replacing)
     limit = store.max_items
     size = IMPORT_BATCH if limit is None else min(IMPORT_BATCH, limit)
-    batches = _batches(_records(directory, present, progress), size)
+    batches = _batches(_records(directory, present, progress), size, replacing)
     if limit is None:
         atomically = getattr(store, "import_atomically", None)
         if atomically is not None:
@@ -737,10 +751,17 @@ def _records(directory: Path, skip: set[tuple[str, int]] | None,
                 yield record
 
 
-def _batches(records: Iterable[Record], size: int) -> Iterator[Changes]:
+def _batches(records: Iterable[Record], size: int,
+             replace: dict[tuple[str, int], int] | None = None) -> Iterator[Changes]:
+    spec_of = {spec.model: spec for spec in ENTITIES}
     batch = Changes()
     for record in records:
-        if isinstance(record, AuditEvent):
+        spec = spec_of[type(record)]
+        stored = replace.get((spec.entity_type, _h64(str(getattr(record, spec.id_field))))) \
+            if replace else None
+        if stored is not None:  # --replace: overwrite the store's version with the export's
+            batch.updates.append((record, stored))
+        elif isinstance(record, AuditEvent):
             batch.events.append(record)
         else:
             batch.creates.append(record)
@@ -751,11 +772,15 @@ def _batches(records: Iterable[Record], size: int) -> Iterator[Changes]:
         yield batch
 
 
-def _present(store: Store, directory: Path) -> set[tuple[str, int]]:
-    """The export's records the store already holds, identical, as (entity type, ID digest).
+def _present(store: Store, directory: Path, replace: dict[tuple[str, int], int] | None = None
+             ) -> set[tuple[str, int]]:
+    """The export's records the store already holds, as (entity type, ID digest): identical,
+    or, with ``replace`` (a dict to fill), another version, noted there with the stored
+    version so that the import overwrites it.
 
-    :raises ConflictError: the store holds another version of one of them.
-    :raises InputError: the store holds a record the export does not.
+    :raises ConflictError: the store holds another version of one of them (without replace).
+    :raises InputError: the store holds a record the export does not (without replace;
+        with it, such records stay).
     """
     present: set[tuple[str, int]] = set()
     per_kind: dict[str, int] = {}
@@ -766,14 +791,17 @@ def _present(store: Store, directory: Path) -> set[tuple[str, int]]:
         held = store.find(spec.model, rid)
         if held is None:
             continue
-        if held != record:
+        if held != record and replace is not None:
+            replace[(spec.entity_type, _h64(rid))] = int(getattr(held, "version", 1))
+        elif held != record:
             raise ConflictError(
                 f"{store.url} holds another version of {spec.entity_type} {rid} "
                 f"(version {getattr(held, 'version', '?')}; the export has "
-                f"{getattr(record, 'version', '?')}); import into an empty store")
+                f"{getattr(record, 'version', '?')}); import into an empty store, or give "
+                "--replace to overwrite it with the export's")
         present.add((spec.entity_type, _h64(rid)))
         per_kind[spec.entity_type] = per_kind.get(spec.entity_type, 0) + 1
-    for spec in ENTITIES:
+    for spec in ENTITIES if replace is None else ():  # with --replace, extra records stay
         held_count = store.count(spec.model)
         if held_count is not None and held_count <= per_kind.get(spec.entity_type, 0):
             continue

@@ -157,7 +157,8 @@ def cmd_import(ctx: Ctx) -> int:
     # putting one again is harmless)
     binaries = import_blobs(folder, svc.artifacts) if svc.artifacts is not None else 0
     with _progress(ctx, "import", _total(folder)) as bar:
-        counts = import_export(svc.store, folder, bar, validated=True)
+        counts = import_export(svc.store, folder, bar, validated=True,
+                               replace=ctx.args.replace)
     render.out(f"imported into {ctx.store_url}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                + (f", {binaries} binaries" if binaries else ""))
     return OK

@@ -158,6 +158,8 @@ def _operations(sub: Any) -> None:
     s = _cmd(sub, "import", o.cmd_import, "load a valid export (into an empty store, or again "
              "to complete or confirm it)", False)
     s.add_argument("directory")
+    s.add_argument("--replace", action="store_true",
+                   help="overwrite records the store holds in another version with the export's")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     aud = _group(sub, "audit", "the append-only, hash-chained audit log")
     _cmd(aud, "log", o.cmd_audit_log, "print audit events", paged=True).add_argument(

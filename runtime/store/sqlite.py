@@ -328,6 +328,8 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for changes in batches:
+                    for rec, expected in changes.updates:  # import --replace
+                        self._update(rec, expected, changes)
                     self._insert_all([*changes.creates, *changes.events], changes)
                 db.execute("COMMIT")
             except _Clash as clash:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.export import ENTITIES, RELATIONSHIPS
+from runtime.export import ENTITIES, RELATIONSHIPS, load_export
 
 BUNDLE = "podcast-episode/2026-12-01"
 BOOK = f"{BUNDLE}/book-guest"
@@ -277,3 +277,25 @@ def test_sqlite_to_postgres_to_sqlite_is_byte_identical(populated: Path, cli, pg
     for spec in ENTITIES:
         assert (tmp_path / "from-pg-2" / spec.file).read_bytes() == \
             (populated / spec.file).read_bytes()
+
+
+def test_import_replace_overwrites_another_version_with_the_exports(populated: Path, cli,
+                                                                     tmp_path: Path) -> None:
+    task = f"{BUNDLE}/record-episode"
+    exported = cli("task", "show", task, "--json").json()
+    assert cli("task", "assign", task, "someone-else").code == 0
+    assert cli("import", str(populated)).code == 4
+    r = cli("import", str(populated), "--replace")
+    assert r.code == 0, r.err
+    assert cli("task", "show", task, "--json").json() == exported
+    # the store's own later event stays: the chain is now longer than its record's head, and
+    # audit verify says so (docs/export-format.md)
+    r = cli("audit", "verify")
+    assert r.code == 2 and task in r.err and "truncated or extended" in r.err, r.err
+    # an export of that store is written, but beside: it does not replace a good one
+    r = cli("export", "--out", str(populated))
+    assert r.code == 2 and "was not replaced" in r.err and "audit verify" in r.err, r.err
+    [kept] = tmp_path.glob(f".{populated.name}.invalid-*")
+    assert (kept / "bundles.jsonl").read_bytes() == (populated / "bundles.jsonl").read_bytes()
+    assert (kept / "tasks.jsonl").read_bytes() == (populated / "tasks.jsonl").read_bytes()
+    load_export(populated)  # the previous export is still there, whole
