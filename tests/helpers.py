@@ -62,3 +62,32 @@ def generated(template_id: str, n_tasks: int) -> dict[str, Any]:
         "tasks": [{"task_ref": f"t{i:03d}", "title": f"Task {i}", "phase": "only",
                    "offset_days": i % 30} for i in range(n_tasks)],
     }
+
+
+def kill_when_paused(driver: str, args: list[str], marker: Any, cwd: Any) -> int:
+    """Run ``python -c driver *args`` (a driver that splices a pause into the runtime and
+    touches ``marker`` when it reaches it), SIGKILL it there, and return its exit code (minus
+    SIGKILL's number when the kill landed)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAOPS_")}
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-c", driver, *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not Path(marker).exists():  # polling for a condition, not waiting for time
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

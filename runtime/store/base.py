@@ -115,6 +115,29 @@ def decode_list_cursor(kind: str, cursor: str) -> list[Any]:
     return key
 
 
+TABLES: dict[str, tuple[str, str]] = {
+    "bundle": ("bundles", "bundle_id"),
+    "task": ("tasks", "task_id"),
+    "artifact": ("artifacts", "artifact_id"),
+    "assistant_job": ("assistant_jobs", "assistant_job_id"),
+    "reminder": ("reminders", "reminder_id"),
+    "audit_event": ("audit_events", "event_id"),
+    "seal": ("seals", "seal_id"),
+}
+"""Per record kind, the table (SQL adapters) and the ID field."""
+
+
+def get_or_raise(store: Any, kind: type[R], record_id: str) -> R:
+    """``store.find``, or :class:`~runtime.errors.NotFoundError` when there is no such record:
+    every adapter's ``get``."""
+    from runtime.errors import NotFoundError
+
+    found = store.find(kind, record_id)
+    if found is None:
+        raise NotFoundError(kind.record_kind, record_id)  # type: ignore[attr-defined]
+    return found
+
+
 LIST_FILTERS: dict[str, frozenset[str]] = {
     "bundle": frozenset({"template_id", "status"}),
     "task": frozenset({"bundle_id", "status", "assignee"}),
@@ -292,7 +315,7 @@ def due_cursor(cursor: str | None) -> tuple[int, str] | None:
     return key[0], key[1]
 
 
-__all__ = ["LIST_FILTERS", "Changes", "Page", "Snapshot", "Store", "check_filters",
+__all__ = ["LIST_FILTERS", "TABLES", "get_or_raise", "Changes", "Page", "Snapshot", "Store", "check_filters",
            "check_size", "decode", "decode_cursor", "decode_list_cursor", "due_key",
            "encode_cursor", "list_key", "micros",
            "scan_key"]

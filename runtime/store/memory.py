@@ -29,6 +29,7 @@ from runtime.store.base import (
     due_cursor,
     due_key,
     encode_cursor,
+    get_or_raise,
     list_key,
     scan_key,
 )
@@ -109,10 +110,7 @@ class MemoryStore:
         return found
 
     def get(self, kind: type[R], record_id: str) -> R:
-        found = self.find(kind, record_id)
-        if found is None:
-            raise NotFoundError(kind.record_kind, record_id)  # type: ignore[attr-defined]
-        return found
+        return get_or_raise(self, kind, record_id)
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
         with self._lock:

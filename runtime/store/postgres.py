@@ -54,6 +54,7 @@ from runtime.store.base import (
     decode_list_cursor,
     due_cursor,
     encode_cursor,
+    get_or_raise,
     micros,
 )
 from runtime.store.postgres_schema import (
@@ -305,10 +306,7 @@ class PostgresStore:
         return rec
 
     def get(self, kind: type[R], record_id: str) -> R:
-        found = self.find(kind, record_id)
-        if found is None:
-            raise NotFoundError(kind.record_kind, record_id)  # type: ignore[attr-defined]
-        return found
+        return get_or_raise(self, kind, record_id)
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
         rows = self._all(f"SELECT task_id, doc::text FROM {self._t('tasks')} WHERE bundle_id = %s "

@@ -24,6 +24,7 @@ from runtime.errors import (
     ThrottledError,
 )
 from runtime.model import Artifact, AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
+from runtime.store.base import TABLES  # noqa: F401  (re-exported for the adapter)
 
 DEFERRED = "DEFERRABLE INITIALLY DEFERRED"
 ID = 'text COLLATE "C"'
@@ -113,15 +114,6 @@ apply every step to an empty schema, ``store migrate`` the steps after the store
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-TABLES = {
-    "bundle": ("bundles", "bundle_id"),
-    "task": ("tasks", "task_id"),
-    "artifact": ("artifacts", "artifact_id"),
-    "assistant_job": ("assistant_jobs", "assistant_job_id"),
-    "reminder": ("reminders", "reminder_id"),
-    "audit_event": ("audit_events", "event_id"),
-    "seal": ("seals", "seal_id"),
-}
 LIST_ORDER = {"reminder": ("fire_at", "reminder_id"), "audit_event": ("at", "entity_id", "seq")}
 """The columns a paged list sorts by (and its cursor carries); by ID otherwise."""
 SCAN_ORDER = {"audit_event": "entity_id, seq"}

@@ -46,6 +46,7 @@ from runtime.store.base import (
     decode_list_cursor,
     due_cursor,
     encode_cursor,
+    get_or_raise,
     micros,
 )
 from runtime.store.sqlite_schema import (
@@ -206,10 +207,7 @@ class SqliteStore:
         return rec
 
     def get(self, kind: type[R], record_id: str) -> R:
-        found = self.find(kind, record_id)
-        if found is None:
-            raise NotFoundError(kind.record_kind, record_id)  # type: ignore[attr-defined]
-        return found
+        return get_or_raise(self, kind, record_id)
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
         rows = self._all("SELECT task_id, doc FROM tasks WHERE bundle_id = ? "
@@ -302,38 +300,25 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------------
     def commit(self, changes: Changes) -> None:
         check_size(self, changes)
-        with self._lock, self._driver():
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for rec, expected in changes.updates:  # first: a lost race names the record
-                    self._update(rec, expected, changes)
-                self._insert_all([*changes.creates, *changes.events], changes)
-                db.execute("COMMIT")
-            except _Clash as clash:
-                db.execute("ROLLBACK")
-                # after the rollback only what existed before is visible: name the record
-                raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
-                                    "it exists already") from clash.__cause__
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        self.import_atomically([changes])
 
     def import_atomically(self, batches: Iterable[Changes]) -> None:
-        """Insert every batch's records and events in one transaction (an import): all of them
-        or, if anything fails or the process dies, none."""
+        """Write every batch in one ``BEGIN IMMEDIATE`` transaction (one command's changes, or
+        an import's batches): all of them or, if anything fails or the process dies, none.
+        Per batch the version-conditional updates first (a lost race names the record), then
+        the inserts."""
         with self._lock, self._driver():
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
                 for changes in batches:
-                    for rec, expected in changes.updates:  # import --replace
+                    for rec, expected in changes.updates:
                         self._update(rec, expected, changes)
                     self._insert_all([*changes.creates, *changes.events], changes)
                 db.execute("COMMIT")
             except _Clash as clash:
                 db.execute("ROLLBACK")
+                # after the rollback only what existed before is visible: name the record
                 raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
                                     "it exists already") from clash.__cause__
             except BaseException:

@@ -14,7 +14,7 @@ from runtime.errors import (
     ThrottledError,
 )
 from runtime.model import Artifact, AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
-from runtime.store.base import micros
+from runtime.store.base import TABLES, micros  # noqa: F401  (TABLES re-exported)
 
 SCHEMA_VERSION = 2
 
@@ -88,15 +88,6 @@ CREATE TABLE IF NOT EXISTS seals (
 );
 """
 
-TABLES = {
-    "bundle": ("bundles", "bundle_id"),
-    "task": ("tasks", "task_id"),
-    "artifact": ("artifacts", "artifact_id"),
-    "assistant_job": ("assistant_jobs", "assistant_job_id"),
-    "reminder": ("reminders", "reminder_id"),
-    "audit_event": ("audit_events", "event_id"),
-    "seal": ("seals", "seal_id"),
-}
 # list order per kind (see Store.page): the columns a cursor carries
 LIST_ORDER = {
     "reminder": ("fire_at_us", "reminder_id"),

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from runtime.model.common import utc
 from runtime.store import open_store
 from runtime.store.sqlite import SqliteStore
 from tests.conftest import SHIPPED_CONTENT, make_store
+from tests.helpers import kill_when_paused
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T08:00:00+00:00"
@@ -113,19 +113,8 @@ def test_an_export_killed_at_any_point_leaves_the_previous_one_valid(
             str(out), "--quiet"]
     for stage in range(1, len(ENTITIES) + 2):
         marker = tmp_path / f"paused-{stage}"
-        proc = subprocess.Popen([sys.executable, "-c", PAUSED_EXPORT, str(stage), str(marker),
-                                 *argv], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            while not marker.exists():  # polling for a condition, not waiting for time to pass
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.005)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == -signal.SIGKILL
+        code = kill_when_paused(PAUSED_EXPORT, [str(stage), str(marker), *argv], marker, tmp_path)
+        assert code == -signal.SIGKILL
         assert _files(out) == good, f"killed at stage {stage}: the previous export changed"
         load_export(out)
         incoming = list(tmp_path.glob(".backup.incoming-*"))

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from runtime.model.common import utc
 from runtime.store import open_store
 from runtime.store.memory import MemoryStore
 from runtime.store.sqlite import SqliteStore
+from tests.helpers import kill_when_paused
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T08:00:00+00:00"
@@ -96,19 +96,8 @@ def test_an_import_killed_while_it_writes_leaves_the_store_as_it_was(
     open_store(url).close()  # the schema exists; from here on only the import writes
     marker = tmp_path / "paused"
     argv = ["--store", url, "--now", NOW, "import", str(export), "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-c", PAUSED_IMPORT, "4", str(marker), *argv],
-                            env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        while not marker.exists():  # polling for a condition, not waiting for time to pass
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    code = kill_when_paused(PAUSED_IMPORT, ["4", str(marker), *argv], marker, tmp_path)
+    assert code == -signal.SIGKILL
     store = open_store(url)
     try:
         assert store.is_empty(), "a killed import left part of itself behind"
