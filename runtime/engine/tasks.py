@@ -44,8 +44,7 @@ Decide = Callable[[UnitOfWork, Task, Bundle], Decision]
 def _run(svc: Services, cmd: TaskCommand, decide: Decide) -> Task:
     def attempt() -> Task:
         uow = UnitOfWork(svc)
-        task = uow.get(Task, cmd.task_id)
-        bundle = uow.get(Bundle, task.bundle_id)
+        task, bundle = uow.task_and_bundle(cmd.task_id)
         if bundle.status == BundleStatus.CREATING:
             raise TransitionRejected(cmd.task_id, cmd.name, [
                 f"its bundle {bundle.bundle_id} is still being created; create it again to "

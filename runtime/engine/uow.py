@@ -65,6 +65,20 @@ class UnitOfWork:
         self.remember(rec)
         return rec
 
+    def task_and_bundle(self, task_id: str) -> tuple[Task, Bundle]:
+        """A task and its bundle: in one read where the store can join them (PostgreSQL's
+        ``task_and_bundle``), else two.
+
+        :raises NotFoundError, RecordUnreadable:"""
+        both = getattr(self.store, "task_and_bundle", None)
+        if both is not None:
+            task, bundle = both(task_id)
+        else:
+            task = self.store.get(Task, task_id)
+            bundle = self.store.get(Bundle, task.bundle_id)
+        self.remember(bundle)
+        return task, bundle
+
     def remember(self, rec: Record) -> None:
         """Know ``rec`` (a bundle: the zone and policy its tasks' reminders follow)."""
         if isinstance(rec, Bundle):

@@ -308,6 +308,25 @@ class PostgresStore:
     def get(self, kind: type[R], record_id: str) -> R:
         return get_or_raise(self, kind, record_id)
 
+    def task_and_bundle(self, task_id: str) -> tuple[Task, Bundle]:
+        """A task and its bundle in one statement (a task command's reads, one round trip).
+
+        :raises NotFoundError, RecordUnreadable:"""
+        rows = self._all(f"SELECT t.doc::text, b.bundle_id, b.doc::text FROM {self._t('tasks')} t "
+                         f"JOIN {self._t('bundles')} b ON b.bundle_id = t.bundle_id "
+                         "WHERE t.task_id = %s", (task_id,))
+        if not rows:
+            alone = self.get(Task, task_id)  # not found, or (impossible with the FK) no bundle
+            return alone, self.get(Bundle, alone.bundle_id)
+        task_doc, bundle_id, bundle_doc = rows[0]
+        task = decode(Task, task_id, task_doc, self.quarantined)
+        if task is None:
+            raise RecordUnreadable("task", task_id, self.quarantined[task_id])
+        bundle = decode(Bundle, bundle_id, bundle_doc, self.quarantined)
+        if bundle is None:
+            raise RecordUnreadable("bundle", bundle_id, self.quarantined[bundle_id])
+        return task, bundle
+
     def tasks_of(self, bundle_id: str) -> list[Task]:
         rows = self._all(f"SELECT task_id, doc::text FROM {self._t('tasks')} WHERE bundle_id = %s "
                          "ORDER BY position, task_id", (bundle_id,))

@@ -364,3 +364,24 @@ def test_ids_sort_byte_by_byte_in_a_database_whose_default_collation_does_not(pg
     rest = store.page(Bundle, limit=10, cursor=page.next_cursor)
     assert [b.bundle_id for b in page.items + rest.items] == ids
     store.close()
+
+
+def test_a_task_and_its_bundle_in_one_read(pg: Any, content_dir: Path, tmp_path: Path) -> None:
+    from runtime.errors import NotFoundError, RecordUnreadable
+
+    svc = _services(pg.new_url(), content_dir, tmp_path)
+    view = engine.create_bundle(svc, "vat-return", date(2026, 11, 2))
+    store = svc.store
+    assert isinstance(store, PostgresStore)
+    first = view.tasks[0]
+    task, bundle = store.task_and_bundle(first.task_id)
+    assert task == store.get(Task, first.task_id) and bundle == view.bundle
+    with pytest.raises(NotFoundError, match="no task 'vat-return/2026-11-02/nope'"):
+        store.task_and_bundle("vat-return/2026-11-02/nope")
+    store._execute("UPDATE {s}.tasks SET doc = '{\"garbage\": 1}'::jsonb WHERE task_id = %s",
+                   (first.task_id,))
+    with pytest.raises(RecordUnreadable):
+        store.task_and_bundle(first.task_id)
+    with pytest.raises(RecordUnreadable):  # and so does the command, through the engine
+        engine.fire_task(svc, first.task_id, "start")
+    store.close()
