@@ -35,11 +35,25 @@ Instant = Annotated[
 """An aware instant, stored in UTC and serialized with an explicit offset."""
 
 def sorted_keys(value: Any) -> Any:
-    """``value`` with every mapping's keys in sorted order (lists keep theirs)."""
+    """``value`` with every mapping's keys in sorted order (lists keep theirs); the value
+    itself when it is already so (the common case: what a store or an export gives back)."""
+    return value if _is_sorted(value) else _sort(value)
+
+
+def _is_sorted(value: Any) -> bool:
     if isinstance(value, dict):
-        return {k: sorted_keys(value[k]) for k in sorted(value)}
+        keys = list(value)
+        return keys == sorted(keys) and all(_is_sorted(v) for v in value.values())
     if isinstance(value, list):
-        return [sorted_keys(v) for v in value]
+        return all(_is_sorted(v) for v in value)
+    return True
+
+
+def _sort(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sort(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sort(v) for v in value]
     return value
 
 
