@@ -272,6 +272,23 @@ def decode(kind: type[R], rid: str, doc: bytes | str, quarantined: dict[str, str
         return None
 
 
+def decode_or_raise(kind: type[R], rid: str, doc: bytes | str, quarantined: dict[str, str]) -> R:
+    """The record ``doc`` holds; a read by ID of one that does not decode raises.
+
+    :raises RecordUnreadable: it is quarantined (noted in ``quarantined``)."""
+    from runtime.errors import RecordUnreadable
+
+    rec = decode(kind, rid, doc, quarantined)
+    if rec is None:
+        raise RecordUnreadable(kind.record_kind, rid, quarantined[rid])  # type: ignore[attr-defined]
+    return rec
+
+
+def decode_rows(kind: type[R], rows: Sequence[Any], quarantined: dict[str, str]) -> list[R]:
+    """The records of ``(id, doc)`` rows, those that do not decode left out (and noted)."""
+    return [r for rid, doc in rows if (r := decode(kind, rid, doc, quarantined)) is not None]
+
+
 def _reason(e: Exception) -> str:
     if isinstance(e, ValidationError):
         first = e.errors()[0]
@@ -316,6 +333,6 @@ def due_cursor(cursor: str | None) -> tuple[int, str] | None:
 
 
 __all__ = ["LIST_FILTERS", "TABLES", "get_or_raise", "Changes", "Page", "Snapshot", "Store", "check_filters",
-           "check_size", "decode", "decode_cursor", "decode_list_cursor", "due_key",
+           "check_size", "decode", "decode_cursor", "decode_or_raise", "decode_rows", "decode_list_cursor", "due_key",
            "encode_cursor", "list_key", "micros",
            "scan_key"]

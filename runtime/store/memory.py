@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from runtime.errors import ConflictError, InputError, NotFoundError, RecordUnreadable
+from runtime.errors import ConflictError, InputError, NotFoundError
 from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task, kind_of, record_id
 from runtime.store.base import (
     Changes,
@@ -26,6 +26,7 @@ from runtime.store.base import (
     check_size,
     decode,
     decode_list_cursor,
+    decode_or_raise,
     due_cursor,
     due_key,
     encode_cursor,
@@ -102,12 +103,7 @@ class MemoryStore:
     def find(self, kind: type[R], record_id: str) -> R | None:
         with self._lock:
             row = self._rows(kind.record_kind).get(record_id)  # type: ignore[attr-defined]
-        if row is None:
-            return None
-        found = self._decode(kind, record_id, row[1])
-        if found is None:
-            raise RecordUnreadable(kind.record_kind, record_id, self.quarantined[record_id])  # type: ignore[attr-defined]
-        return found
+        return None if row is None else decode_or_raise(kind, record_id, row[1], self.quarantined)
 
     def get(self, kind: type[R], record_id: str) -> R:
         return get_or_raise(self, kind, record_id)

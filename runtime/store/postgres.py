@@ -39,7 +39,6 @@ from runtime.errors import (
     DataopsError,
     InputError,
     NotFoundError,
-    RecordUnreadable,
     StoreUnreachable,
     ThrottledError,
 )
@@ -52,6 +51,8 @@ from runtime.store.base import (
     check_size,
     decode,
     decode_list_cursor,
+    decode_or_raise,
+    decode_rows,
     due_cursor,
     encode_cursor,
     get_or_raise,
@@ -293,17 +294,12 @@ class PostgresStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _decoded(self, kind: type[R], rows: list[Any]) -> list[R]:
-        return [r for rid, doc in rows if (r := decode(kind, rid, doc, self.quarantined)) is not None]
+        return decode_rows(kind, rows, self.quarantined)
 
     def find(self, kind: type[R], record_id: str) -> R | None:
         table, key = TABLES[kind.record_kind]  # type: ignore[attr-defined]
         rows = self._all(f"SELECT doc::text FROM {self._t(table)} WHERE {key} = %s", (record_id,))
-        if not rows:
-            return None
-        rec = decode(kind, record_id, rows[0][0], self.quarantined)
-        if rec is None:
-            raise RecordUnreadable(kind.record_kind, record_id, self.quarantined[record_id])  # type: ignore[attr-defined]
-        return rec
+        return decode_or_raise(kind, record_id, rows[0][0], self.quarantined) if rows else None
 
     def get(self, kind: type[R], record_id: str) -> R:
         return get_or_raise(self, kind, record_id)
@@ -319,13 +315,8 @@ class PostgresStore:
             alone = self.get(Task, task_id)  # not found, or (impossible with the FK) no bundle
             return alone, self.get(Bundle, alone.bundle_id)
         task_doc, bundle_id, bundle_doc = rows[0]
-        task = decode(Task, task_id, task_doc, self.quarantined)
-        if task is None:
-            raise RecordUnreadable("task", task_id, self.quarantined[task_id])
-        bundle = decode(Bundle, bundle_id, bundle_doc, self.quarantined)
-        if bundle is None:
-            raise RecordUnreadable("bundle", bundle_id, self.quarantined[bundle_id])
-        return task, bundle
+        return (decode_or_raise(Task, task_id, task_doc, self.quarantined),
+                decode_or_raise(Bundle, bundle_id, bundle_doc, self.quarantined))
 
     def tasks_of(self, bundle_id: str) -> list[Task]:
         rows = self._all(f"SELECT task_id, doc::text FROM {self._t('tasks')} WHERE bundle_id = %s "

@@ -24,7 +24,6 @@ from runtime.errors import (
     ConflictError,
     InputError,
     NotFoundError,
-    RecordUnreadable,
 )
 from runtime.model import (
     AuditEvent,
@@ -44,6 +43,8 @@ from runtime.store.base import (
     check_size,
     decode,
     decode_list_cursor,
+    decode_or_raise,
+    decode_rows,
     due_cursor,
     encode_cursor,
     get_or_raise,
@@ -194,17 +195,12 @@ class SqliteStore:
             return self._db.execute(sql, args).fetchall()
 
     def _decoded(self, kind: type[R], rows: list[Any]) -> list[R]:
-        return [r for rid, doc in rows if (r := decode(kind, rid, doc, self.quarantined)) is not None]
+        return decode_rows(kind, rows, self.quarantined)
 
     def find(self, kind: type[R], record_id: str) -> R | None:
         table, key = TABLES[kind.record_kind]  # type: ignore[attr-defined]
         rows = self._all(f"SELECT doc FROM {table} WHERE {key} = ?", (record_id,))
-        if not rows:
-            return None
-        rec = decode(kind, record_id, rows[0][0], self.quarantined)
-        if rec is None:
-            raise RecordUnreadable(kind.record_kind, record_id, self.quarantined[record_id])  # type: ignore[attr-defined]
-        return rec
+        return decode_or_raise(kind, record_id, rows[0][0], self.quarantined) if rows else None
 
     def get(self, kind: type[R], record_id: str) -> R:
         return get_or_raise(self, kind, record_id)
