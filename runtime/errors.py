@@ -7,8 +7,13 @@
      |    +-- DefinitionError         content/ (workflow definitions, documents, machine specs)
      |    +-- ExportFormatError       a portable export that does not validate
      |    +-- AuditChainBroken        `audit verify` found broken chains
+     |    +-- TooLarge                an upload or body over its size limit
      +-- TransitionRejected           a guard or the machine refused a trigger
      +-- ConflictError                a lost optimistic-concurrency race (retries spent)
+     +-- VersionMismatch              the caller named a version (If-Match) that is not current
+     +-- IdempotencyKeyInUse          a request with the same Idempotency-Key is still running
+     +-- NotAuthenticated             no API token, or one that is unknown or revoked
+     +-- NotAllowed                   the token's role may not do this
      +-- ThrottledError               the store is busy or throttling: retry later, not a race
      +-- NotFoundError(LookupError)   no record with that ID
      +-- RecordUnreadable             a stored record that does not decode (quarantined)
@@ -61,6 +66,10 @@ class ExportFormatError(InputError):
         )
 
 
+class TooLarge(InputError):
+    """An upload or a request body over its size limit; nothing was stored."""
+
+
 class TransitionRejected(DataopsError):
     """A trigger was refused; ``missing`` lists every unmet requirement by name."""
 
@@ -87,6 +96,32 @@ class ConflictError(DataopsError):
             + (f" ({detail})" if detail else "")
             + "; nothing was written, reload and try again"
         )
+
+
+class VersionMismatch(DataopsError):
+    """The caller asked to change a record at a version (an HTTP ``If-Match``) that is no longer
+    current; nothing was written. Not retried: the caller decided on what it saw."""
+
+    def __init__(self, entity_id: str, expected: int, current: int):
+        self.entity_id, self.expected, self.current = entity_id, expected, current
+        super().__init__(f"{entity_id} is at version {current}, not {expected}; nothing was "
+                         "written: read it again and decide on what it is now")
+
+
+class IdempotencyKeyInUse(DataopsError):
+    """A request with the same Idempotency-Key is still being answered; retry a little later."""
+
+    def __init__(self, key: str):
+        super().__init__(f"a request with Idempotency-Key {key!r} is still running; retry it "
+                         "in a few seconds to get its answer")
+
+
+class NotAuthenticated(DataopsError):
+    """No API token was given, or it is unknown, malformed or revoked."""
+
+
+class NotAllowed(DataopsError):
+    """The caller's role does not allow this."""
 
 
 class ThrottledError(DataopsError):

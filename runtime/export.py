@@ -26,6 +26,8 @@ from pydantic import ValidationError
 from runtime import limits
 from runtime.errors import ConflictError, ExportFormatError, InputError
 from runtime.model import (
+    ENTITY_KINDS,
+    ApiToken,
     Artifact,
     AssistantJob,
     AuditEvent,
@@ -43,8 +45,11 @@ if TYPE_CHECKING:
     from runtime.artifacts import ArtifactStore
 
 FORMAT = "dataops-export"
-FORMAT_VERSION = 2
-"""2: per-entity audit chains (records carry audit_seq/audit_hash, events state_hash)."""
+FORMAT_VERSION = 3
+"""2: per-entity audit chains (records carry audit_seq/audit_hash, events state_hash).
+3: API tokens (``api_tokens.jsonl``). A version-2 export still validates and imports: it has no
+tokens."""
+READS = frozenset({2, FORMAT_VERSION})
 IMPORT_BATCH = 500
 STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
 
@@ -56,6 +61,8 @@ class EntitySpec:
     model: type[Record]
     id_field: str
     implemented: bool = True
+    since: int = 2
+    """The first format version that lists this entity."""
 
 
 ENTITIES = [
@@ -65,6 +72,8 @@ ENTITIES = [
     # The runtime records no assistant jobs yet: listed, never silently left out.
     EntitySpec("assistant_job", "assistant_jobs.jsonl", AssistantJob, "assistant_job_id", False),
     EntitySpec("reminder", "reminders.jsonl", Reminder, "reminder_id"),
+    # only the sha256 of each token's secret: an export grants no access
+    EntitySpec("api_token", "api_tokens.jsonl", ApiToken, "token_id", since=3),
     EntitySpec("audit_event", "audit_events.jsonl", AuditEvent, "event_id"),
     # seals name chain heads as they were, so they may name an entity removed since
     EntitySpec("seal", "seals.jsonl", Seal, "seal_id"),
@@ -241,9 +250,9 @@ def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | Non
         return None
     if manifest.get("format") != FORMAT:
         problems.append(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READS:
         problems.append(f"{path}: format_version {manifest.get('format_version')!r} is not "
-                        f"{FORMAT_VERSION}; this runtime reads version {FORMAT_VERSION}")
+                        f"one this runtime reads ({', '.join(map(str, sorted(READS)))})")
     return manifest
 
 
@@ -285,8 +294,10 @@ def _entries(manifest: dict[str, Any], problems: list[str]) -> dict[str, dict[st
         problems.append("manifest.json: entities must be a list of entity entries")
         entities = []
     listed = {str(e.get("entity_type")): e for e in entities if isinstance(e, dict)}
+    version = manifest.get("format_version")
     for spec in ENTITIES:
-        if spec.entity_type not in listed:
+        if spec.entity_type not in listed and (not isinstance(version, int)
+                                               or version >= spec.since):
             problems.append(f"manifest.json: entity {spec.entity_type} is not listed (list it, "
                             "with implemented: false if it is not produced)")
     return {k: v for k, v in listed.items() if k in BY_TYPE}
@@ -297,7 +308,7 @@ def _h64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
-_CHAINED = ("bundle", "task", "artifact", "assistant_job", "reminder")
+_CHAINED = tuple(k.record_kind for k in ENTITY_KINDS)  # type: ignore[attr-defined]
 
 
 class _Checker:

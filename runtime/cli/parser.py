@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from runtime.cli import api as a
 from runtime.cli import commands as c
 from runtime.cli import ops as o
 
@@ -172,6 +173,21 @@ def _operations(sub: Any) -> None:
     s = _cmd(sub, "diagrams", o.cmd_diagrams, "write Mermaid state diagrams from machines/", False)
     s.add_argument("--out", default="docs/diagrams")
     s.add_argument("--check", action="store_true", help="fail if the diagrams in --out are stale")
+    tok = _group(sub, "token", "HTTP API tokens (stored as sha256; the token is shown once)")
+    s = _cmd(tok, "create", a.cmd_token_create, "create a token for an actor with a role")
+    s.add_argument("--actor", dest="actor_name", required=True, help="who the token acts as")
+    s.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    _cmd(tok, "list", a.cmd_token_list, "list tokens (never their secrets)", paged=True)
+    _cmd(tok, "revoke", a.cmd_token_revoke, "revoke a token on every server").add_argument(
+        "token_id")
+    s = _cmd(sub, "serve", a.cmd_serve, "serve the HTTP API (uvicorn)", False)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    s.add_argument("--max-upload-mb", type=float, default=100.0,
+                   help="largest artifact upload in MiB (default 100)")
+    s.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
     _cmd(sub, "demo", o.cmd_demo, "build a demo store from the shipped content and show what "
          "it did", False)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from runtime.engine import bundles, tasks
+from runtime.engine import bundles, tasks, tokens
 from runtime.engine.bundles import build_bundle, stage_of
 from runtime.engine.services import Services
 from runtime.engine.views import (
@@ -38,8 +38,10 @@ from runtime.model.commands import (
     Command,
     CommentTask,
     CreateBundle,
+    CreateToken,
     FireTask,
     LinkBundle,
+    RevokeToken,
     build,
 )
 
@@ -53,16 +55,18 @@ _HANDLERS: dict[type[Command], Callable[[Services, Any], Any]] = {
     AttachComment: tasks.attach_comment,
     AttachExternalStatus: tasks.attach_external_status,
     AttachFile: tasks.attach_file,
+    CreateToken: tokens.create_token,
+    RevokeToken: tokens.revoke_token,
     **{cls: tasks.fire for cls in TRIGGER_COMMANDS.values()},
 }
 
 
 def handle(svc: Services, cmd: Command) -> Any:
     """Run ``cmd``: a BundleView for bundle commands, the task after a task command
-    (``(task, artifact)`` for AttachFile).
+    (``(task, artifact)`` for AttachFile), ``(record, token)`` for CreateToken.
 
-    :raises InputError, TransitionRejected, ConflictError, NotFoundError, RecordUnreadable,
-        ThrottledError, StoreFault: see each use case.
+    :raises InputError, TransitionRejected, ConflictError, VersionMismatch, NotFoundError,
+        RecordUnreadable, ThrottledError, StoreFault: see each use case.
     """
     handler = _HANDLERS.get(type(cmd))
     if handler is None:

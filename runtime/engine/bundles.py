@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from runtime.engine.services import Services
-from runtime.engine.uow import UnitOfWork, retrying
+from runtime.engine.uow import UnitOfWork, check_version, retrying
 from runtime.engine.views import BundleView
 from runtime.errors import ConflictError, InputError, TransitionRejected
 from runtime.machines import Context, machine
@@ -227,6 +227,7 @@ def link_bundle(svc: Services, cmd: LinkBundle) -> BundleView:
     def attempt() -> BundleView:
         uow = UnitOfWork(svc)
         bundle = uow.get(Bundle, cmd.bundle_id)
+        check_version(bundle, cmd.expected_version)
         keys = [link.key for link in bundle.required_bundle_links]
         if cmd.key not in keys:
             raise InputError(f"bundle {cmd.bundle_id} has no link {cmd.key!r}; its links are: "
@@ -249,15 +250,18 @@ def cancel_bundle(svc: Services, cmd: CancelBundle) -> BundleView:
     tasks are cancelled in chunks, each written with the bundle; the last chunk cancels the
     bundle, so every state in between is one a user could have made (re-running completes it).
     """
+    expected = cmd.expected_version  # the caller's condition holds for the first chunk only
     while True:
-        view = retrying(lambda: _cancel_chunk(svc, cmd))
+        view = retrying(lambda: _cancel_chunk(svc, cmd, expected))  # noqa: B023  (run here)
         if view.bundle.status == BundleStatus.CANCELLED:
             return view
+        expected = None
 
 
-def _cancel_chunk(svc: Services, cmd: CancelBundle) -> BundleView:
+def _cancel_chunk(svc: Services, cmd: CancelBundle, expected: int | None) -> BundleView:
     uow = UnitOfWork(svc)
     bundle = uow.get(Bundle, cmd.bundle_id)
+    check_version(bundle, expected)
     ctx = Context(record=bundle, now=uow.now, actor=uow.actor, args={"reason": cmd.reason})
     machine("bundle").fire(bundle.status, "cancel", ctx, cmd.bundle_id)  # raises if refused
     tasks = svc.store.tasks_of(cmd.bundle_id)

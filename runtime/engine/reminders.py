@@ -55,6 +55,7 @@ class SweepReport:
     retried: list[Reminder] = field(default_factory=list)
     failed: list[Reminder] = field(default_factory=list)
     bundles_created: list[str] = field(default_factory=list)
+    keys_purged: int = 0
 
     def line(self) -> str:
         return (f"found {self.found} records with reminders due, recorded {len(self.recorded)} "
@@ -288,7 +289,19 @@ def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
     record_due(svc, now, report=report)
     report_unreadable(svc, now)
     deliver_pending(svc, sinks, now, policy=policy, report=report, stop=stop)
+    report.keys_purged = purge_idempotency_keys(svc, now)
     return report
+
+
+def purge_idempotency_keys(svc: Services, now: datetime, batch: int = 1000) -> int:
+    """Remove the HTTP API's idempotency keys that expired (24 hours after their request), in
+    batches so that no write grows with the backlog."""
+    purged = 0
+    while (n := svc.store.purge_idempotency_keys(now, batch)) > 0:
+        purged += n
+        if n < batch:
+            break
+    return purged
 
 
 def report_unreadable(svc: Services, now: datetime) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from runtime.engine.bundles import settle
 from runtime.engine.services import Services
-from runtime.engine.uow import UnitOfWork, retrying
+from runtime.engine.uow import UnitOfWork, check_version, retrying
 from runtime.errors import InputError, TransitionRejected
 from runtime.machines import Context, machine
 from runtime.model import (
@@ -45,6 +45,7 @@ def _run(svc: Services, cmd: TaskCommand, decide: Decide) -> Task:
     def attempt() -> Task:
         uow = UnitOfWork(svc)
         task, bundle = uow.task_and_bundle(cmd.task_id)
+        check_version(task, cmd.expected_version)
         if bundle.status == BundleStatus.CREATING:
             raise TransitionRejected(cmd.task_id, cmd.name, [
                 f"its bundle {bundle.bundle_id} is still being created; create it again to "
@@ -136,7 +137,9 @@ def attach_file(svc: Services, cmd: AttachFile) -> tuple[Task, Artifact]:
     unreferenced blob, never a record without its binary)."""
     if svc.artifacts is None:
         raise InputError("no artifact store configured")
-    _open_for_proof(svc.store.get(Task, cmd.task_id))  # fail before writing any binary
+    before = svc.store.get(Task, cmd.task_id)  # fail before writing any binary
+    check_version(before, cmd.expected_version)
+    _open_for_proof(before)
     from runtime.artifacts import content_type_of
 
     ctype = content_type_of(cmd.data, cmd.filename, cmd.content_type)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from runtime.errors import ConflictError, InputError, NotFoundError
+from runtime.errors import ConflictError, InputError, NotFoundError, VersionMismatch
 from runtime.model import (
     GENESIS_HASH,
     AuditEvent,
@@ -180,6 +180,17 @@ class UnitOfWork:
 
 
 EVENT_FIELDS = tuple(AuditEvent.model_fields)
+
+
+def check_version(rec: Record, expected: int | None) -> None:
+    """The caller's condition (HTTP ``If-Match``) on the record as read in this attempt. A
+    retried attempt re-reads, so a race lost to a write on this record ends here, while one lost
+    only on another record (the bundle) is retried as usual.
+
+    :raises VersionMismatch: the record is at another version; nothing is written."""
+    current: int = rec.version  # type: ignore[attr-defined]
+    if expected is not None and current != expected:
+        raise VersionMismatch(record_id(rec), expected, current)
 
 
 def _json(data: dict[str, Any]) -> str:

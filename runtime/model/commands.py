@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from runtime.errors import InputError
 from runtime.model.common import Instant
+from runtime.model.records import TokenRole
 
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -41,6 +42,13 @@ class Command(BaseModel):
     name: ClassVar[str]
 
 
+class Versioned(Command):
+    """A command on one record that the caller may make conditional on the version it saw
+    (HTTP ``If-Match``): a different current version is a VersionMismatch, never retried."""
+
+    expected_version: int | None = Field(default=None, ge=1)
+
+
 class CreateBundle(Command):
     name = "create_bundle"
     template_id: Text
@@ -48,20 +56,20 @@ class CreateBundle(Command):
     title: str | None = None
 
 
-class LinkBundle(Command):
+class LinkBundle(Versioned):
     name = "link_bundle"
     bundle_id: Text
     key: Text
     url: HttpUrl
 
 
-class CancelBundle(Command):
+class CancelBundle(Versioned):
     name = "cancel_bundle"
     bundle_id: Text
     reason: str | None = None
 
 
-class TaskCommand(Command):
+class TaskCommand(Versioned):
     task_id: Text
 
 
@@ -72,7 +80,8 @@ class FireTask(TaskCommand):
 
     def guard_args(self) -> dict[str, Any]:
         """The fields the trigger's guards judge."""
-        return {name: getattr(self, name) for name in type(self).model_fields if name != "task_id"}
+        return {name: getattr(self, name) for name in type(self).model_fields
+                if name not in ("task_id", "expected_version")}
 
 
 class StartTask(FireTask):
@@ -134,6 +143,17 @@ class AttachFile(TaskCommand):
     data: bytes = Field(repr=False)
     filename: Text
     content_type: str = "application/octet-stream"
+
+
+class CreateToken(Command):
+    name = "create_token"
+    actor: Text = Field(max_length=200)
+    role: TokenRole
+
+
+class RevokeToken(Command):
+    name = "revoke_token"
+    token_id: Text
 
 
 TRIGGER_COMMANDS: dict[str, type[FireTask]] = {

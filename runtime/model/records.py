@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import time
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from runtime.model.common import Day, FreeForm, Instant, Record, sorted_keys
 from runtime.model.definitions import ProofKind, ProofRequirement, Reference
@@ -59,6 +59,18 @@ class AssistantJobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class TokenRole(StrEnum):
+    """What an API token may do (DESIGN.md "HTTP API"); each role includes the ones before."""
+
+    VIEWER = "viewer"        # GET only
+    OPERATOR = "operator"    # also bundle and task commands
+    ADMIN = "admin"          # also tokens, import and export
+
+    @property
+    def rank(self) -> int:
+        return list(TokenRole).index(self)
+
+
 class BundleLink(Record):
     key: str
     label: str
@@ -80,7 +92,9 @@ class PhaseRef(Record):
 class ReminderSettings(Record):
     """The definition's reminder policy, copied onto the bundle so rules need no content."""
 
-    at: time = time(9, 0)
+    at: Annotated[time, WithJsonSchema({  # a wall-clock time in the bundle's zone, no offset
+        "type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$"})
+    ] = time(9, 0)
     overdue_repeats: int = 3
 
 
@@ -285,6 +299,56 @@ class AuditEvent(Record):
         return event
 
 
+class ApiToken(Record):
+    """An HTTP API token: who acts (``actor``) with which ``role``. The store keeps only the
+    sha256 of the secret, so every API server shares the tokens and none can show one again;
+    creating and revoking a token are audited like every other change."""
+
+    record_kind: ClassVar[str] = "api_token"
+    token_id: str
+    actor: str
+    role: TokenRole
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created_by: str
+    created_at: Instant
+    revoked_at: Instant | None = None
+    revoked_by: str | None = None
+    updated_at: Instant
+    version: int = Field(ge=1)
+
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
+    @property
+    def id(self) -> str:
+        return self.token_id
+
+
+class IdempotencyKey(Record):
+    """What an HTTP API server answered to a POST with an ``Idempotency-Key`` (kept in the store
+    so every server replays it; removed by the sweep after ``expires_at``). Request state, not
+    a record of work: no audit chain, not exported. ``key_id`` is the sha256 of the actor and
+    the client's key, so one client can never replay another's answer."""
+
+    record_kind: ClassVar[str] = "idempotency_key"
+    key_id: str
+    actor: str
+    method: str
+    path: str
+    request_sha256: str
+    state: str = Field(pattern=r"^(pending|done)$")
+    status_code: int | None = None
+    response: str | None = None
+    """The response body as sent (JSON text)."""
+    headers: dict[str, str] = {}
+    created_at: Instant
+    expires_at: Instant
+    version: int = Field(ge=1)
+
+    @property
+    def id(self) -> str:
+        return self.key_id
+
+
 class Seal(Record):
     """A Merkle root over every chain head at ``at`` (``audit seal``; the scheduler seals daily).
     ``heads`` keeps each sealed ``[entity_type, entity_id, audit_seq, audit_hash]`` so that
@@ -318,8 +382,9 @@ def kind_of(record: Record) -> str:
     return type(record).record_kind  # type: ignore[attr-defined]
 
 
-ENTITY_KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder)
+ENTITY_KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder, ApiToken)
 """The records that carry their own audit chain."""
 KIND_BY_NAME: dict[str, type[Record]] = {
-    k.record_kind: k for k in (*ENTITY_KINDS, AuditEvent, Seal)  # type: ignore[attr-defined, misc]
+    k.record_kind: k  # type: ignore[attr-defined, misc]
+    for k in (*ENTITY_KINDS, AuditEvent, Seal, IdempotencyKey)
 }

@@ -123,8 +123,13 @@ TABLES: dict[str, tuple[str, str]] = {
     "reminder": ("reminders", "reminder_id"),
     "audit_event": ("audit_events", "event_id"),
     "seal": ("seals", "seal_id"),
+    "api_token": ("api_tokens", "token_id"),
+    "idempotency_key": ("idempotency_keys", "key_id"),
 }
 """Per record kind, the table (SQL adapters) and the ID field."""
+
+TRANSIENT_KINDS = frozenset({"idempotency_key"})
+"""Request state, not records of work: not exported, not counted by ``is_empty``."""
 
 
 def get_or_raise(store: Any, kind: type[R], record_id: str) -> R:
@@ -226,7 +231,11 @@ class Store(Protocol):
         """A consistent read snapshot for scans (export, verify, seal)."""
 
     def is_empty(self) -> bool:
-        """True when the store holds no record of any kind."""
+        """True when the store holds no record of any kind (request state aside)."""
+
+    def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
+        """Remove at most ``limit`` idempotency keys whose ``expires_at`` is at or before
+        ``before`` (the sweep's housekeeping); how many were removed."""
 
     def commit(self, changes: Changes) -> None:
         """Write ``changes`` atomically.
@@ -332,7 +341,7 @@ def due_cursor(cursor: str | None) -> tuple[int, str] | None:
     return key[0], key[1]
 
 
-__all__ = ["LIST_FILTERS", "TABLES", "get_or_raise", "Changes", "Page", "Snapshot", "Store", "check_filters",
+__all__ = ["LIST_FILTERS", "TABLES", "TRANSIENT_KINDS", "get_or_raise", "Changes", "Page", "Snapshot", "Store", "check_filters",
            "check_size", "decode", "decode_cursor", "decode_or_raise", "decode_rows", "decode_list_cursor", "due_key",
            "encode_cursor", "list_key", "micros",
            "scan_key"]

@@ -17,8 +17,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from runtime.errors import ConflictError, InputError, NotFoundError
-from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task, kind_of, record_id
+from runtime.model import (
+    AuditEvent,
+    Bundle,
+    IdempotencyKey,
+    Record,
+    Reminder,
+    Seal,
+    Task,
+    kind_of,
+    record_id,
+)
 from runtime.store.base import (
+    TRANSIENT_KINDS,
     Changes,
     Page,
     R,
@@ -165,7 +176,18 @@ class MemoryStore:
 
     def is_empty(self) -> bool:
         with self._lock:
-            return not any(self._tables.values())
+            return not any(rows for kind, rows in self._tables.items()
+                           if kind not in TRANSIENT_KINDS)
+
+    def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
+        with self._lock:
+            rows = self._rows("idempotency_key")
+            gone = [rid for rid, (_, doc) in rows.items()
+                    if (k := self._decode(IdempotencyKey, rid, doc)) is None
+                    or k.expires_at <= before][:limit]
+            for rid in gone:
+                del rows[rid]
+        return len(gone)
 
     # -- writes -----------------------------------------------------------------------------
     def commit(self, changes: Changes) -> None:

@@ -44,6 +44,7 @@ from runtime.errors import (
 )
 from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task, kind_of, record_id
 from runtime.store.base import (
+    TRANSIENT_KINDS,
     Changes,
     Page,
     R,
@@ -425,8 +426,16 @@ class PostgresStore:
 
     def is_empty(self) -> bool:
         union = " UNION ALL ".join(f"(SELECT 1 FROM {self._t(table)} LIMIT 1)"
-                                   for table, _ in TABLES.values())
+                                   for kind, (table, _) in TABLES.items()
+                                   if kind not in TRANSIENT_KINDS)
         return not self._all(f"SELECT 1 FROM ({union}) AS anything LIMIT 1")
+
+    def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
+        table = self._t("idempotency_keys")
+        with self._tx() as conn:
+            cur = conn.execute(f"DELETE FROM {table} WHERE key_id IN (SELECT key_id FROM {table} "
+                               "WHERE expires_at <= %s LIMIT %s)", (before, limit))
+            return int(cur.rowcount)
 
     # -- writes ------------------------------------------------------------------------------
     def commit(self, changes: Changes) -> None:

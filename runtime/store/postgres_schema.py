@@ -23,7 +23,18 @@ from runtime.errors import (
     StoreUnreachable,
     ThrottledError,
 )
-from runtime.model import Artifact, AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
+from runtime.model import (
+    ApiToken,
+    Artifact,
+    AssistantJob,
+    AuditEvent,
+    Bundle,
+    IdempotencyKey,
+    Record,
+    Reminder,
+    Seal,
+    Task,
+)
 from runtime.store.base import TABLES  # noqa: F401  (re-exported for the adapter)
 
 DEFERRED = "DEFERRABLE INITIALLY DEFERRED"
@@ -108,6 +119,20 @@ CREATE TABLE {{s}}.seals (
 );
 CREATE INDEX seals_at ON {{s}}.seals (at, seal_id);
 """),
+    (2, f"""
+CREATE TABLE {{s}}.api_tokens (
+    token_id {ID} PRIMARY KEY,
+    version integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE TABLE {{s}}.idempotency_keys (
+    key_id {ID} PRIMARY KEY,
+    expires_at timestamptz NOT NULL,
+    version integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX idempotency_expiry ON {{s}}.idempotency_keys (expires_at);
+"""),
 ]
 """(version, DDL) in order; ``{s}`` is the quoted schema name. ``store init`` and the first use
 apply every step to an empty schema, ``store migrate`` the steps after the stored version."""
@@ -150,6 +175,10 @@ def columns_of(rec: Record) -> dict[str, object]:
                     "at": rec.at}
         case Seal():
             return {"at": rec.at}
+        case ApiToken():
+            return {}
+        case IdempotencyKey():
+            return {"expires_at": rec.expires_at}
     raise InputError(f"the postgresql store cannot hold a {type(rec).__name__}")
 
 

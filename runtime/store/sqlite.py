@@ -11,6 +11,7 @@ Driver errors are translated in one place, :data:`ERRORS`, by SQLite's primary r
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,7 @@ from runtime.model import (
     record_id,
 )
 from runtime.store.base import (
+    TRANSIENT_KINDS,
     Changes,
     Page,
     R,
@@ -57,6 +59,7 @@ from runtime.store.sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     TABLES,
+    UPGRADABLE,
     columns_of,
     translate,
 )
@@ -72,6 +75,20 @@ def path_from_url(url: str) -> tuple[str, dict[str, str]]:
         raise InputError(f"store URL {url!r} names no file; write sqlite:///dataops.db")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     return path, options
+
+
+def _on_read_only_fs(path: Path) -> bool:
+    """Whether the file is whole on a file system mounted read-only: SQLite cannot open a WAL
+    database there unless its -shm file happens to exist; opened immutable it can, and a write
+    is then refused as read-only. Not when a -wal file holds commits not yet in the file:
+    immutable would read without them (an old or a damaged state), so it is opened as usual."""
+    try:
+        if not os.statvfs(path.parent).f_flag & os.ST_RDONLY or not path.exists():
+            return False
+        wal = path.with_name(path.name + "-wal")
+        return not wal.exists() or wal.stat().st_size == 0
+    except OSError:
+        return False
 
 
 class _Clash(Exception):
@@ -134,8 +151,12 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         with self._driver():
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                 timeout=30.0)
+            target: str | Path = self.path
+            uri = _on_read_only_fs(self.path)
+            if uri:  # nobody can write there: open it immutable, so reads need no -shm file
+                target = f"file:{self.path.resolve()}?mode=ro&immutable=1"
+            db = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                                 timeout=30.0, uri=uri)
             db.execute("PRAGMA busy_timeout=30000")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             return db
@@ -152,13 +173,23 @@ class SqliteStore:
     def _create_schema(self) -> None:
         with self._lock, self._driver():
             version = self._schema_version()
+            if version in UPGRADABLE:  # additive: the new tables, then the version
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._schema_version() in UPGRADABLE:
+                        self._run_schema()
+                        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                         (str(SCHEMA_VERSION),))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                version = self._schema_version()
             if version is None:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
+                    self._run_schema()
                     self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                      (str(SCHEMA_VERSION),))
                     self._db.execute("COMMIT")
@@ -174,6 +205,11 @@ class SqliteStore:
                 "it was written by dataops 0.1 (one global audit chain), which this version "
                 "cannot convert yet; keep using 0.1 for it, or start a new store")
             )
+
+    def _run_schema(self) -> None:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
 
     def schema_version(self) -> int | None:
         """The schema version the file holds (this runtime reads :data:`SCHEMA_VERSION`)."""
@@ -291,7 +327,14 @@ class SqliteStore:
 
     def is_empty(self) -> bool:
         return not any(self._all(f"SELECT 1 FROM {table} LIMIT 1")
-                       for table, _ in TABLES.values())
+                       for kind, (table, _) in TABLES.items() if kind not in TRANSIENT_KINDS)
+
+    def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
+        with self._lock, self._driver():
+            cur = self._db.execute(
+                "DELETE FROM idempotency_keys WHERE key_id IN (SELECT key_id FROM "
+                "idempotency_keys WHERE expires_us <= ? LIMIT ?)", (micros(before), limit))
+            return int(cur.rowcount)
 
     # -- writes ------------------------------------------------------------------------------
     def commit(self, changes: Changes) -> None:

@@ -13,10 +13,24 @@ from runtime.errors import (
     StoreReadOnly,
     ThrottledError,
 )
-from runtime.model import Artifact, AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
+from runtime.model import (
+    ApiToken,
+    Artifact,
+    AssistantJob,
+    AuditEvent,
+    Bundle,
+    IdempotencyKey,
+    Record,
+    Reminder,
+    Seal,
+    Task,
+)
 from runtime.store.base import TABLES, micros  # noqa: F401  (TABLES re-exported)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""2: per-entity audit chains. 3: API tokens and idempotency keys (two new tables; a schema-2
+file is upgraded in place when it is opened, since the change only adds tables)."""
+UPGRADABLE = frozenset({2})
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +100,18 @@ CREATE TABLE IF NOT EXISTS seals (
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key_id TEXT PRIMARY KEY,
+    expires_us INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency_keys (expires_us);
 """
 
 # list order per kind (see Store.page): the columns a cursor carries
@@ -140,4 +166,8 @@ def columns_of(rec: Record) -> dict[str, object]:
             return {"entity_id": rec.entity_id, "seq": rec.seq, "at_us": micros(rec.at)}
         case Seal():
             return {"at_us": micros(rec.at)}
+        case ApiToken():
+            return {}
+        case IdempotencyKey():
+            return {"expires_us": micros(rec.expires_at)}
     raise InputError(f"the sqlite store cannot hold a {type(rec).__name__}")

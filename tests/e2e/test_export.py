@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ def populated(cli, tmp_path: Path) -> Path:
     wait = cli("task", "wait", f"{BUNDLE}/research-guest", "--waiting-for", "guest bio",
                "--follow-up-at", "2026-11-27T09:00:00+01:00")
     assert wait.code == 0, wait.err
+    tok = cli("token", "create", "--actor", "ui", "--role", "operator", "--json")
+    assert tok.code == 0, tok.err
+    assert cli("token", "revoke", tok.json()["token_id"]).code == 0
     r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 'r.jsonl'}",
             now="2026-11-28T12:00:00+00:00")
     assert r.code == 0, r.err
@@ -47,7 +51,7 @@ def test_export_is_snake_case_with_stable_ids_and_relationships(populated: Path,
     assert all(listed[k]["implemented"] for k in listed if k != "assistant_job")
     assert "task.bundle_id -> bundle.bundle_id" in manifest["relationships"]
     assert "artifact.task_id -> task.task_id" in manifest["relationships"]
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     for entry in manifest["entities"]:
         data = (populated / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
@@ -299,3 +303,23 @@ def test_import_replace_overwrites_another_version_with_the_exports(populated: P
     assert (kept / "bundles.jsonl").read_bytes() == (populated / "bundles.jsonl").read_bytes()
     assert (kept / "tasks.jsonl").read_bytes() == (populated / "tasks.jsonl").read_bytes()
     load_export(populated)  # the previous export is still there, whole
+
+
+def test_a_format_2_export_without_tokens_still_validates_and_imports(populated: Path, cli,
+                                                                      tmp_path: Path) -> None:
+    old = tmp_path / "format2"
+    shutil.copytree(populated, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["format_version"] = 2
+    manifest["entities"] = [e for e in manifest["entities"] if e["entity_type"] != "api_token"]
+    (old / "api_tokens.jsonl").unlink()
+    events = old / "audit_events.jsonl"  # a format-2 export had no token events either
+    kept = [line for line in events.read_bytes().splitlines(keepends=True)
+            if json.loads(line)["entity_type"] != "api_token"]
+    events.write_bytes(b"".join(kept))
+    entry = next(e for e in manifest["entities"] if e["entity_type"] == "audit_event")
+    entry["count"], entry["sha256"] = len(kept), hashlib.sha256(b"".join(kept)).hexdigest()
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert cli("export", "validate", str(old)).code == 0
+    r = cli("--store", f"sqlite:///{tmp_path / 'from2.db'}", "import", str(old), "--quiet")
+    assert r.code == 0, r.err

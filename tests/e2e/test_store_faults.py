@@ -28,7 +28,7 @@ DRIVER = textwrap.dedent("""
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", disk], check=True)
     url = f"sqlite:///{disk}/store.db"
     with open(f"{disk}/ballast", "wb") as f:  # room to free once the disk is full
-        f.write(bytes(96 * 1024))
+        f.write(bytes(48 * 1024))
 
     def cli(*argv):
         r = subprocess.run([sys.executable, "-m", "runtime.cli", "--store", url, "--content",

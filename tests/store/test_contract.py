@@ -44,6 +44,7 @@ from runtime.errors import (
 from runtime.model import (
     GENESIS_HASH,
     KIND_BY_NAME,
+    ApiToken,
     Artifact,
     ArtifactProof,
     AssistantJob,
@@ -56,6 +57,7 @@ from runtime.model import (
     CommentProof,
     DeliveryStatus,
     ExternalStatusProof,
+    IdempotencyKey,
     PhaseRef,
     ProofEntry,
     ProofKind,
@@ -66,6 +68,7 @@ from runtime.model import (
     Seal,
     Task,
     TaskStatus,
+    TokenRole,
     UrlProof,
     kind_of,
     record_id,
@@ -330,6 +333,24 @@ def full_event() -> AuditEvent:
                  after={"deep": {"list": [1, "two", None, 3.5, True]}, "ü": "ß"},
                  summary="completed \"Publish\"\nwith a newline", at=at(3, us=123),
                  prev_hash="1" * 64, hash="2" * 64, state_hash="3" * 64)
+
+
+def api_token(token_id: str = "tok-1", **kw: Any) -> ApiToken:
+    fields: dict[str, Any] = dict(
+        token_id=token_id, actor="ada", role=TokenRole.OPERATOR, token_sha256="c" * 64,
+        created_by="admin", created_at=at(3, us=5), updated_at=at(4), version=2,
+        revoked_at=at(4), revoked_by="admin", audit_seq=2, audit_hash="f" * 64,
+    )
+    return ApiToken(**{**fields, **kw})
+
+
+def idem(key_id: str = "idem-1", expires: datetime | None = None, **kw: Any) -> IdempotencyKey:
+    fields: dict[str, Any] = dict(
+        key_id=key_id, actor="ada", method="POST", path="/v1/tasks/x/start",
+        request_sha256="1" * 64, state="done", status_code=200, response='{"a": 1}',
+        headers={"etag": '"2"'}, created_at=T0, expires_at=expires or at(24 * 60), version=2,
+    )
+    return IdempotencyKey(**{**fields, **kw})
 
 
 def seal(seal_id: str = "seal-1", when: datetime = T0, **kw: Any) -> Seal:
@@ -1037,12 +1058,44 @@ def _scannable() -> list[Changes]:
         recs += [bundle(f"bundle {n}"), task(f"{n}/t", bundle_id=f"bundle {n}"),
                  full_artifact().model_copy(update={"artifact_id": f"art {n}"}),
                  full_job().model_copy(update={"assistant_job_id": f"job {n}"}),
-                 reminder(f"rem {n}", entity_id=n), seal(f"seal {n}", at(len(n)))]
+                 reminder(f"rem {n}", entity_id=n), seal(f"seal {n}", at(len(n))),
+                 api_token(f"tok {n}"), idem(f"idem {n}")]
     evs = [event(f"ev-{e}-{s}", e, seq=s, at=at(-s)) for e in ("b", "a", "B", "ä") for s in
            (3, 12, 1, 10, 2, 11)]
     rng.shuffle(evs)
-    return [Changes(creates=recs[k:k + 7], events=evs[k // 7 * 4:k // 7 * 4 + 4])
-            for k in range(0, len(recs), 7)]
+    return [Changes(creates=recs[k:k + 9], events=evs[k // 9 * 4:k // 9 * 4 + 4])
+            for k in range(0, len(recs), 9)]
+
+
+class TestIdempotencyKeys:
+    """Request state of the HTTP API: a conditional create and update like any record, purged
+    by expiry in bounded batches, and not something that makes a store non-empty."""
+
+    def test_a_key_is_created_once_and_updated_conditionally(self, store: Store):
+        pending = idem("k", state="pending", status_code=None, response=None, version=1)
+        store.commit(Changes(creates=[pending]))
+        with pytest.raises(ConflictError):
+            store.commit(Changes(creates=[pending]))
+        done = idem("k", version=2)
+        store.commit(Changes(updates=[(done, 1)]))
+        with pytest.raises(ConflictError):
+            store.commit(Changes(updates=[(idem("k", version=2), 1)]))
+        assert store.get(IdempotencyKey, "k") == done
+
+    def test_purge_removes_only_expired_keys_at_most_limit_at_a_time(self, store: Store):
+        store.commit(Changes(creates=[idem(f"old{i}", expires=at(i)) for i in range(5)]
+                             + [idem("new", expires=at(100))]))
+        assert store.purge_idempotency_keys(at(10), limit=3) == 3
+        assert store.purge_idempotency_keys(at(10), limit=3) == 2
+        assert store.purge_idempotency_keys(at(10)) == 0
+        assert store.find(IdempotencyKey, "new") is not None
+        assert store.purge_idempotency_keys(at(100)) == 1
+
+    def test_keys_alone_leave_a_store_empty_tokens_do_not(self, store: Store):
+        store.commit(Changes(creates=[idem("k")]))
+        assert store.is_empty()
+        store.commit(Changes(creates=[api_token("t")]))
+        assert not store.is_empty()
 
 
 class TestScans:
@@ -1484,7 +1537,25 @@ class TestSqlite:
         assert str(missing) in str(err.value)
         assert not missing.exists()
 
-    @pytest.mark.parametrize("version, hint", [("1", "keep using 0.1"), ("3", "upgrade")])
+    def test_a_schema_2_file_is_upgraded_in_place_when_opened(self, tmp_path: Path):
+        path = tmp_path / "v2.db"
+        first = SqliteStore(f"sqlite:///{path}")
+        b = bundle()
+        first.commit(Changes(creates=[b]))
+        first.close()
+        db = sqlite3.connect(path)  # what a schema-2 file is: no token or idempotency tables
+        db.execute("DROP TABLE api_tokens")
+        db.execute("DROP TABLE idempotency_keys")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+        again = SqliteStore(f"sqlite:///{path}")
+        assert again.schema_version() == 3
+        assert again.get(Bundle, b.bundle_id) == b
+        again.commit(Changes(creates=[api_token(), idem()]))
+        again.close()
+
+    @pytest.mark.parametrize("version, hint", [("1", "keep using 0.1"), ("4", "upgrade")])
     def test_another_schema_version_is_input_error(self, tmp_path: Path, version, hint):
         path = tmp_path / "old.db"
         db = sqlite3.connect(path)
