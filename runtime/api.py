@@ -13,7 +13,7 @@ from runtime.content import Content
 from runtime.engine import views
 from runtime.engine.audit import VerifyReport, verify
 from runtime.errors import InputError
-from runtime.model import Artifact, AuditEvent, Bundle, Task
+from runtime.model import Artifact, AssistantJob, AuditEvent, Bundle, Task
 from runtime.model import commands as c
 from runtime.store import Store
 from runtime.wiring import open_services
@@ -138,6 +138,47 @@ class Runtime:
             raise InputError("attach_file needs a path, or data and a filename")
         return self._do(c.AttachFile, task_id=task_id, data=data, filename=filename,
                         content_type=content_type or "application/octet-stream")
+
+    # assistant jobs
+    def enqueue_job(self, task_id: str, kind: str, input: dict[str, Any] | None = None, *,
+                    max_attempts: int = 3) -> AssistantJob:
+        return self._do(c.EnqueueJob, task_id=task_id, kind=kind, input=input or {},
+                        max_attempts=max_attempts)
+
+    def claim_job(self, kinds: list[str] | None = None, *, worker: str,
+                  lease_seconds: float = 300.0) -> AssistantJob | None:
+        """The oldest claimable job of ``kinds`` (any kind if None), now held by ``worker``."""
+        return self._do(c.ClaimJob, kinds=kinds or [], worker=worker,
+                        lease_seconds=lease_seconds)
+
+    def heartbeat_job(self, job_id: str, *, worker: str | None = None,
+                      lease_seconds: float = 300.0) -> AssistantJob:
+        return self._do(c.HeartbeatJob, assistant_job_id=job_id, worker=worker,
+                        lease_seconds=lease_seconds)
+
+    def complete_job(self, job_id: str, output: dict[str, Any] | None = None, *,
+                     worker: str | None = None, data: bytes | None = None,
+                     filename: str | None = None, content_type: str | None = None) -> AssistantJob:
+        return self._do(c.CompleteJob, assistant_job_id=job_id, worker=worker,
+                        output=output or {}, data=data, filename=filename,
+                        content_type=content_type)
+
+    def fail_job(self, job_id: str, error: str, *, worker: str | None = None) -> AssistantJob:
+        return self._do(c.FailJob, assistant_job_id=job_id, worker=worker, error=error)
+
+    def cancel_job(self, job_id: str) -> AssistantJob:
+        return self._do(c.CancelJob, assistant_job_id=job_id)
+
+    def job(self, job_id: str) -> AssistantJob:
+        return self.store.get(AssistantJob, job_id)
+
+    def jobs(self, task_id: str | None = None, status: str | None = None,
+             kind: str | None = None, *, limit: int = 100,
+             cursor: str | None = None) -> list[AssistantJob]:
+        from runtime.engine.jobs import list_jobs
+
+        return list(list_jobs(self.services, task_id, status, kind, limit=limit,
+                              cursor=cursor).items)
 
     # audit
     def audit_log(self, entity_id: str | None = None, *, limit: int = 100,

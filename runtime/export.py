@@ -69,8 +69,7 @@ ENTITIES = [
     EntitySpec("bundle", "bundles.jsonl", Bundle, "bundle_id"),
     EntitySpec("task", "tasks.jsonl", Task, "task_id"),
     EntitySpec("artifact", "artifacts.jsonl", Artifact, "artifact_id"),
-    # The runtime records no assistant jobs yet: listed, never silently left out.
-    EntitySpec("assistant_job", "assistant_jobs.jsonl", AssistantJob, "assistant_job_id", False),
+    EntitySpec("assistant_job", "assistant_jobs.jsonl", AssistantJob, "assistant_job_id"),
     EntitySpec("reminder", "reminders.jsonl", Reminder, "reminder_id"),
     # only the sha256 of each token's secret: an export grants no access
     EntitySpec("api_token", "api_tokens.jsonl", ApiToken, "token_id", since=3),

@@ -166,6 +166,7 @@ EFFECTS: dict[str, Effect] = {
 TRIGGERS: dict[str, frozenset[str]] = {
     "task": frozenset({"start", "wait", "resume", "complete", "cancel", "reopen"}),
     "bundle": frozenset({"publish", "complete", "reactivate", "cancel"}),
+    "assistant_job": frozenset({"claim", "complete", "retry", "fail", "cancel"}),
 }
 
 

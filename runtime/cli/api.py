@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from runtime.cli import render
 from runtime.cli.context import Ctx
@@ -96,7 +97,37 @@ def cmd_serve(ctx: Ctx) -> int:
         signal.signal(sig, lambda *_: None)
     render.warn(f"serving the dataops API on http://{args.host}:{args.port} "
                 f"({args.workers} worker{'s' if args.workers > 1 else ''}; store {shown})")
-    uvicorn.run("runtime.server.app:from_environment", factory=True, host=args.host,
-                port=args.port, workers=args.workers, log_level=args.log_level,
-                timeout_graceful_shutdown=10, server_header=False)
+    options: dict[str, Any] = dict(factory=True, host=args.host, port=args.port,
+                                   workers=args.workers, log_level=args.log_level,
+                                   timeout_graceful_shutdown=10, server_header=False)
+    app = "runtime.server.app:from_environment"
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+        return OK
+    # Several workers share one listening socket, bound here with IPPROTO_TCP: uvicorn binds
+    # it with protocol 0, and asyncio then leaves Nagle's algorithm on for the connections it
+    # accepts, which adds ~40 ms (the client's delayed ACK) to every answer after the first
+    # on a connection (uvicorn issue #3149).
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, **options)
+    Multiprocess(config, sockets=[_listen(args.host, args.port)]).run()
     return OK
+
+
+def _listen(host: str, port: int) -> Any:
+    import socket
+
+    from runtime.errors import InputError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise InputError(f"--host {host} --port {port}: cannot listen there ({e.strerror}); "
+                         "pick a free port or an address of this machine") from None
+    sock.set_inheritable(True)
+    return sock

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from runtime.cli import api as a
 from runtime.cli import commands as c
+from runtime.cli import jobs as j
 from runtime.cli import ops as o
 
 EXIT_INPUT = 2
@@ -173,6 +174,47 @@ def _operations(sub: Any) -> None:
     s = _cmd(sub, "diagrams", o.cmd_diagrams, "write Mermaid state diagrams from machines/", False)
     s.add_argument("--out", default="docs/diagrams")
     s.add_argument("--check", action="store_true", help="fail if the diagrams in --out are stale")
+    job = _group(sub, "job", "assistant jobs: work a worker does for a task")
+    s = _cmd(job, "enqueue", j.cmd_job_enqueue, "queue a job for an open task")
+    s.add_argument("task_id")
+    s.add_argument("--kind", required=True)
+    s.add_argument("--input", metavar="JSON", help="the job's input, a JSON object")
+    s.add_argument("--max-attempts", type=int, default=3)
+    s = _cmd(job, "claim", j.cmd_job_claim, "claim the oldest claimable job (prints null with "
+             "--json when there is none)")
+    s.add_argument("--kind", action="append", help="a kind to claim (repeatable; default any)")
+    s.add_argument("--worker", help="who holds it (default HOST:PID)")
+    s.add_argument("--lease", type=float, default=300.0, metavar="SECONDS")
+    s = _cmd(job, "heartbeat", j.cmd_job_heartbeat, "extend a running job's lease")
+    s.add_argument("job_id")
+    s.add_argument("--worker")
+    s.add_argument("--lease", type=float, default=300.0, metavar="SECONDS")
+    s = _cmd(job, "complete", j.cmd_job_complete, "finish a running job")
+    s.add_argument("job_id")
+    s.add_argument("--output", metavar="JSON")
+    s.add_argument("--file", help="a file of the output: an artifact of the task")
+    s.add_argument("--worker")
+    s = _cmd(job, "fail", j.cmd_job_fail, "fail a running job's attempt (retried, or failed)")
+    s.add_argument("job_id")
+    s.add_argument("--error", required=True)
+    s.add_argument("--worker")
+    _cmd(job, "cancel", j.cmd_job_cancel, "cancel a queued or running job").add_argument("job_id")
+    s = _cmd(job, "list", j.cmd_job_list, "list jobs", paged=True)
+    for name in ("--task", "--status", "--kind"):
+        s.add_argument(name)
+    _cmd(job, "show", j.cmd_job_show, "show a job").add_argument("job_id")
+    wrk = _group(sub, "worker", "the worker loop")
+    s = _cmd(wrk, "run", j.cmd_worker_run, "claim and run jobs with your handlers", False)
+    s.add_argument("--handlers", required=True, metavar="MODULE:ATTR",
+                   help="a mapping from job kind to function")
+    s.add_argument("--kind", action="append", help="kinds to claim (default: the handlers')")
+    s.add_argument("--concurrency", type=int, default=1)
+    s.add_argument("--worker", help="its name (default HOST:PID)")
+    s.add_argument("--lease", type=float, default=300.0, metavar="SECONDS")
+    s.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                   help="wait between claims when there is nothing to do")
+    s.add_argument("--until-idle", action="store_true", help="stop when no job is claimable")
+    s.add_argument("--path", default=".", help="folder to import the handlers from (default .)")
     tok = _group(sub, "token", "HTTP API tokens (stored as sha256; the token is shown once)")
     s = _cmd(tok, "create", a.cmd_token_create, "create a token for an actor with a role")
     s.add_argument("--actor", dest="actor_name", required=True, help="who the token acts as")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from runtime.engine import bundles, tasks, tokens
+from runtime.engine import bundles, jobs, tasks, tokens
 from runtime.engine.bundles import build_bundle, stage_of
 from runtime.engine.services import Services
 from runtime.engine.views import (
@@ -35,11 +35,17 @@ from runtime.model.commands import (
     AttachFile,
     AttachUrl,
     CancelBundle,
+    CancelJob,
+    ClaimJob,
     Command,
     CommentTask,
+    CompleteJob,
     CreateBundle,
     CreateToken,
+    EnqueueJob,
+    FailJob,
     FireTask,
+    HeartbeatJob,
     LinkBundle,
     RevokeToken,
     build,
@@ -57,13 +63,20 @@ _HANDLERS: dict[type[Command], Callable[[Services, Any], Any]] = {
     AttachFile: tasks.attach_file,
     CreateToken: tokens.create_token,
     RevokeToken: tokens.revoke_token,
+    EnqueueJob: jobs.enqueue,
+    ClaimJob: jobs.claim,
+    HeartbeatJob: jobs.heartbeat,
+    CompleteJob: jobs.complete,
+    FailJob: jobs.fail,
+    CancelJob: jobs.cancel,
     **{cls: tasks.fire for cls in TRIGGER_COMMANDS.values()},
 }
 
 
 def handle(svc: Services, cmd: Command) -> Any:
     """Run ``cmd``: a BundleView for bundle commands, the task after a task command
-    (``(task, artifact)`` for AttachFile), ``(record, token)`` for CreateToken.
+    (``(task, artifact)`` for AttachFile), ``(record, token)`` for CreateToken, the job for a
+    job command (None for a ClaimJob that found nothing).
 
     :raises InputError, TransitionRejected, ConflictError, VersionMismatch, NotFoundError,
         RecordUnreadable, ThrottledError, StoreFault: see each use case.

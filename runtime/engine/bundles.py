@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from runtime.engine.jobs import add_definition_jobs
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, check_version, retrying
 from runtime.engine.views import BundleView
@@ -54,6 +55,7 @@ def build_bundle(
             proof_requirements=list(td.proof), instruction_doc_id=td.instruction_doc_id,
             instruction_step_id=td.instruction_step_id, systems=list(td.systems),
             validation=td.validation, instructions_url=td.instructions_url, tags=list(td.tags),
+            assistant_jobs=list(td.assistant_jobs),
             created_at=now, updated_at=now, version=1,
         )
         for i, td in enumerate(wf.tasks)
@@ -98,7 +100,8 @@ def create_bundle(svc: Services, cmd: CreateBundle, *,
     bundle, tasks = build_bundle(wf, cmd.anchor_date, now,
                                  existing.title if existing else cmd.title)
     limit = svc.store.max_items
-    if existing is None and (limit is None or 2 * (1 + len(tasks) + len(extra_reminders)) <= limit):
+    items = 2 * (1 + len(extra_reminders)) + sum(_items_of(t) for t in tasks)
+    if existing is None and (limit is None or items <= limit):
         uow = UnitOfWork(svc)
         view = _add_all(uow, bundle, tasks, extra_reminders, wf)
         try:
@@ -116,6 +119,8 @@ def _add_all(uow: UnitOfWork, bundle: Bundle, tasks: list[Task], extra: Sequence
     created = uow.create(bundle, f"created bundle {bundle.bundle_id} from {wf.template_id} "
                          f"v{wf.version} with {len(tasks)} tasks")
     stamped = [uow.create(t, f"created task {t.task_id} due {t.due_date}") for t in tasks]
+    for task in stamped:
+        add_definition_jobs(uow, task, "create", check_existing=False)
     for firing in extra:
         uow.create(reminder_of(firing, uow.now), firing.summary, action="record")
     return BundleView(created, stamped, created=True)
@@ -145,13 +150,23 @@ def _create_in_steps(svc: Services, wf: WorkflowDefinition, bundle: Bundle, task
             break
         uow = UnitOfWork(svc)
         uow.remember(creating)
-        for task in missing[: max(1, limit // 2)]:
-            uow.create(task, f"created task {task.task_id} due {task.due_date}")
+        room = limit
+        for task in missing:  # a task with the jobs it queues on create, in one write
+            if uow.changes and _items_of(task) > room:
+                break
+            room -= _items_of(task)
+            made = uow.create(task, f"created task {task.task_id} due {task.due_date}")
+            add_definition_jobs(uow, made, "create", check_existing=False)
         try:
             uow.commit()
         except ConflictError:
             continue  # a concurrent creator wrote this chunk; re-read and go on
     return retrying(lambda: _publish(svc, bundle, extra))
+
+
+def _items_of(task: Task) -> int:
+    """What creating ``task`` writes: it and its event, and each job it queues on create."""
+    return 2 * (1 + sum(1 for spec in task.assistant_jobs if spec.on == "create"))
 
 
 def _publish(svc: Services, planned: Bundle, extra: Sequence[Firing]) -> BundleView:
@@ -254,8 +269,22 @@ def cancel_bundle(svc: Services, cmd: CancelBundle) -> BundleView:
     while True:
         view = retrying(lambda: _cancel_chunk(svc, cmd, expected))  # noqa: B023  (run here)
         if view.bundle.status == BundleStatus.CANCELLED:
+            _cancel_jobs(svc, view.tasks)
             return view
         expected = None
+
+
+def _cancel_jobs(svc: Services, tasks: Sequence[Task]) -> None:
+    """Cancel the open jobs of a cancelled bundle's tasks, a task at a time (a crash before
+    this leaves them to the claim, which cancels a job whose task is closed)."""
+    from runtime.engine.jobs import cancel_open_jobs
+
+    for task in tasks:
+        def attempt(task_id: str = task.task_id) -> None:
+            uow = UnitOfWork(svc)
+            cancel_open_jobs(uow, task_id, "its bundle was cancelled")
+            uow.commit()
+        retrying(attempt)
 
 
 def _cancel_chunk(svc: Services, cmd: CancelBundle, expected: int | None) -> BundleView:

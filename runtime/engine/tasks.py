@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.engine.bundles import settle
+from runtime.engine.jobs import add_definition_jobs, cancel_open_jobs
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, check_version, retrying
 from runtime.errors import InputError, TransitionRejected
@@ -32,8 +33,10 @@ from runtime.model.commands import (
     AttachExternalStatus,
     AttachFile,
     AttachUrl,
+    CancelTask,
     CommentTask,
     FireTask,
+    StartTask,
     TaskCommand,
 )
 
@@ -54,6 +57,10 @@ def _run(svc: Services, cmd: TaskCommand, decide: Decide) -> Task:
         new = uow.update(task, fields, summary, action=action)
         if task.status.is_open != new.status.is_open:
             settle(uow, bundle, delta={task.phase: 1 if new.status.is_open else -1})
+        if isinstance(cmd, StartTask):  # the definition's jobs for a started task, once
+            add_definition_jobs(uow, new, "start", check_existing=True)
+        elif isinstance(cmd, CancelTask):
+            cancel_open_jobs(uow, task.task_id, f"its task {task.task_id} was cancelled")
         uow.commit()
         return new
 

@@ -14,6 +14,7 @@ from runtime.model.common import (
 )
 from runtime.model.definitions import (
     ArtifactProof,
+    AssistantJobSpec,
     BundleLinkSpec,
     BusinessCalendar,
     CommentProof,
@@ -64,7 +65,7 @@ from runtime.model.records import (
 
 __all__ = [
     "ENTITY_KINDS", "GENESIS_HASH", "KIND_BY_NAME", "OPEN_TASK_STATES", "Record", "ApiToken", "Artifact", "ArtifactProof",
-    "AssistantJob", "AssistantJobStatus", "AuditEvent", "Bundle", "BundleLink", "BundleLinkSpec",
+    "AssistantJob", "AssistantJobSpec", "AssistantJobStatus", "AuditEvent", "Bundle", "BundleLink", "BundleLinkSpec",
     "BundleStatus", "BusinessCalendar", "Comment", "CommentProof", "Day", "DeliveryStatus",
     "DocStep", "Document", "IdempotencyKey", "ExternalStatusProof", "Instant", "ManualTrigger", "Phase", "PhaseRef",
     "ProofEntry", "ProofKind", "ProofRequirement", "Reference", "Reminder", "ReminderKind",

@@ -145,6 +145,51 @@ class AttachFile(TaskCommand):
     content_type: str = "application/octet-stream"
 
 
+class EnqueueJob(Command):
+    name = "enqueue_job"
+    task_id: Text
+    kind: Text = Field(max_length=80)
+    input: dict[str, Any] = {}
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+class ClaimJob(Command):
+    name = "claim_job"
+    kinds: list[str] = []
+    """Which kinds the worker handles (empty: any)."""
+    worker: Text = Field(max_length=200)
+    lease_seconds: float = Field(default=300.0, ge=1, le=86_400)
+
+
+class JobCommand(Command):
+    assistant_job_id: Text
+    worker: str | None = None
+    """The worker that holds the job (checked when given: a worker whose lease ran out and
+    whose job was claimed again is refused)."""
+
+
+class HeartbeatJob(JobCommand):
+    name = "heartbeat_job"
+    lease_seconds: float = Field(default=300.0, ge=1, le=86_400)
+
+
+class CompleteJob(JobCommand):
+    name = "complete_job"
+    output: dict[str, Any] = {}
+    data: bytes | None = Field(default=None, repr=False)
+    filename: str | None = None
+    content_type: str | None = None
+
+
+class FailJob(JobCommand):
+    name = "fail_job"
+    error: Text = Field(max_length=2000)
+
+
+class CancelJob(JobCommand):
+    name = "cancel_job"
+
+
 class CreateToken(Command):
     name = "create_token"
     actor: Text = Field(max_length=200)

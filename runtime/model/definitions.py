@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from runtime.limits import MAX_OFFSET_DAYS
-from runtime.model.common import Definition
+from runtime.model.common import Definition, FreeForm
 
 Slug = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 
@@ -145,6 +145,16 @@ class Phase(Definition):
     title: str = Field(min_length=1)
 
 
+class AssistantJobSpec(Definition):
+    """A job a task definition asks for: enqueued when the bundle is created (``on: create``) or
+    when the task starts (``on: start``), once per task (a deterministic ID)."""
+
+    kind: Slug
+    input: FreeForm = {}
+    on: Literal["create", "start"] = "start"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
 class TaskDefinition(Definition):
     task_ref: Slug
     title: str = Field(min_length=1)
@@ -160,6 +170,7 @@ class TaskDefinition(Definition):
     instructions_url: str | None = None
     tags: list[str] = []
     description: str | None = None
+    assistant_jobs: list[AssistantJobSpec] = []
 
     @field_validator("offset_days", "offset_business_days")
     @classmethod

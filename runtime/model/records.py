@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, WithJsonSchema
 
 from runtime.model.common import Day, FreeForm, Instant, Record, sorted_keys
-from runtime.model.definitions import ProofKind, ProofRequirement, Reference
+from runtime.model.definitions import AssistantJobSpec, ProofKind, ProofRequirement, Reference
 
 
 class TaskStatus(StrEnum):
@@ -173,6 +173,9 @@ class Task(Record):
     instructions_url: str | None = None
     comments: list[Comment] = []
     tags: list[str] = []
+    assistant_jobs: list[AssistantJobSpec] = []
+    """The definition's jobs for this task, copied like its proof requirements, so that starting
+    it enqueues them without reading content/."""
     next_reminder_at: Instant | None = None
     reminder_cursor: Instant | None = None
     created_at: Instant
@@ -220,6 +223,20 @@ class AssistantJob(Record):
     created_at: Instant
     updated_at: Instant
     version: int = 1
+    trigger: str = "manual"
+    """What enqueued it: ``create`` or ``start`` (its task's definition) or ``manual``."""
+    output: FreeForm | None = None
+    attempts: int = Field(default=0, ge=0)
+    """Claims so far (a claim whose lease ran out counts)."""
+    max_attempts: int = Field(default=3, ge=1)
+    worker: str | None = None
+    """Who holds it while running (a worker's name)."""
+    started_at: Instant | None = None
+    finished_at: Instant | None = None
+    lease_expires_at: Instant | None = None
+    claimable_at: Instant | None = None
+    """When a worker may claim it (indexed): a queued job's, after any backoff; a running
+    job's lease end (it comes back if no heartbeat moves it); None once it is over."""
 
     audit_seq: int = Field(default=0, ge=0)
     audit_hash: str = ""

@@ -19,7 +19,7 @@ from runtime.model import GENESIS_HASH, AuditEvent, Record, format_instant
 
 STATE_EXCLUDE = frozenset({
     "version", "updated_at", "next_reminder_at", "reminder_cursor", "deliver_after", "attempts",
-    "audit_seq", "audit_hash",
+    "audit_seq", "audit_hash", "lease_expires_at", "claimable_at",
 })
 """Bookkeeping fields: they move without an event (the sweep's cursor; a delivery lease, which
 counts the attempt it starts so that a reminder that kills every daemon still runs out of

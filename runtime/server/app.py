@@ -29,7 +29,15 @@ from runtime.engine import views
 from runtime.engine.services import Services
 from runtime.engine.tokens import authenticate, list_tokens, require
 from runtime.errors import DataopsError, InputError
-from runtime.model import ApiToken, AuditEvent, Bundle, Task, TokenRole, parse_instant
+from runtime.model import (
+    ApiToken,
+    AssistantJob,
+    AuditEvent,
+    Bundle,
+    Task,
+    TokenRole,
+    parse_instant,
+)
 from runtime.model import commands as c
 from runtime.server import idempotency
 from runtime.server.problems import (
@@ -68,6 +76,11 @@ class BundlePage(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditEvent]
+    next_cursor: str | None
+
+
+class JobPage(BaseModel):
+    items: list[AssistantJob]
     next_cursor: str | None
 
 
@@ -124,7 +137,8 @@ class Health(BaseModel):
 
 
 RESPONSE_MODELS: list[type[BaseModel]] = [
-    BundleWithTasks, TaskPage, BundlePage, AuditPage, Task, PublicToken, TokenPage,
+    BundleWithTasks, TaskPage, BundlePage, AuditPage, Task, AssistantJob, JobPage, PublicToken,
+    TokenPage,
     ReminderPreviewPage, TemplatePage, Health, Problem]
 
 
@@ -178,8 +192,8 @@ def _problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Problem, "description": ERROR_STATUSES[s]} for s in statuses}
 
 
-READ = _problem_responses(401, 403, 404, 422, 503)
-WRITE = _problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 503)
+READ = _problem_responses(401, 403, 404, 422, 500, 503)
+WRITE = _problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 500, 503)
 ETAG = {"ETag": {"description": 'the record\'s version, e.g. "3"', "schema": {"type": "string"}}}
 
 
@@ -267,7 +281,7 @@ def create_app(svc: Services, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
 
     # -- routes --------------------------------------------------------------------------------
     @app.get("/v1/health", response_model=Health, tags=["meta"],
-             responses=_problem_responses(503))
+             responses=_problem_responses(500, 503))
     def health() -> Response:
         svc.store.find(Bundle, "health-check")  # answers, or raises a StoreFault (503)
         return _json(orjson.dumps({"status": "ok", "version": app.version}))
@@ -427,6 +441,99 @@ def create_app(svc: Services, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
               cursor: str | None = None, who: Services = viewer) -> Response:
         page = views.audit_log(who, entity_id, limit=limit, cursor=cursor)
         return _page(page.items, page.next_cursor)
+
+    # -- assistant jobs ------------------------------------------------------------------------
+    def _job(job: AssistantJob, status: int = 200) -> Response:
+        return _json(job.model_dump_json(), status, job.version)
+
+    enqueue_body = body_model(c.EnqueueJob)
+
+    @app.post("/v1/jobs", status_code=201, response_model=AssistantJob, tags=["jobs"],
+              responses={201: {"headers": ETAG}, **WRITE})
+    async def enqueue_job(request: Request, body: enqueue_body,  # type: ignore[valid-type]
+                          who: Services = operator) -> Response:
+        fields = body.model_dump()  # type: ignore[attr-defined]
+        return await command(request, who, lambda: _job(
+            engine.handle(who, c.build(c.EnqueueJob, **fields)), 201))
+
+    claim_fields: dict[str, Any] = {n: (f.annotation, f) for n, f in
+                                    c.ClaimJob.model_fields.items() if n != "worker"}
+    claim_fields["worker"] = (str | None, None)  # default: the token's actor
+    claim_body: Any = create_model("ClaimJobBody", __config__=ConfigDict(
+        extra="forbid", str_strip_whitespace=True), **claim_fields)
+
+    @app.post("/v1/jobs/claim", response_model=AssistantJob, tags=["jobs"],
+              responses={200: {"headers": ETAG, "description": "the job, now held"},
+                         204: {"description": "no job to claim"}, **WRITE})
+    async def claim_job(request: Request, body: claim_body = None,  # type: ignore[assignment]
+                        who: Services = operator) -> Response:
+        fields = body.model_dump() if body is not None else {}
+        fields["worker"] = fields.get("worker") or who.actor
+
+        def run() -> Response:
+            job = engine.handle(who, c.build(c.ClaimJob, **fields))
+            return Response(status_code=204) if job is None else _job(job)
+        return await command(request, who, run)
+
+    def job_command(suffix: str, cmd: type[c.JobCommand]) -> None:
+        body_cls = body_model(cmd, "assistant_job_id")
+        required = any(f.is_required() for f in body_cls.model_fields.values())
+
+        async def run_job(request: Request, job_id: str, body: BaseModel | None,
+                          who: Services) -> Response:
+            fields = body.model_dump() if body is not None else {}
+            return await command(request, who, lambda: _job(engine.handle(who, c.build(
+                cmd, assistant_job_id=job_id, **fields))))
+
+        if required:
+            async def route(request: Request, job_id: str, body: body_cls,  # type: ignore[valid-type]
+                            who: Services = operator) -> Response:
+                return await run_job(request, job_id, body, who)
+        else:
+            async def route(request: Request, job_id: str,  # type: ignore[misc]
+                            body: body_cls | None = None,  # type: ignore[valid-type]
+                            who: Services = operator) -> Response:
+                return await run_job(request, job_id, body, who)
+        app.post(f"/v1/jobs/{{job_id}}/{suffix}", response_model=AssistantJob, tags=["jobs"],
+                 name=cmd.name, responses={200: {"headers": ETAG}, **WRITE})(route)
+
+    for suffix, job_cls in (("heartbeat", c.HeartbeatJob), ("fail", c.FailJob),
+                            ("cancel", c.CancelJob)):
+        job_command(suffix, job_cls)
+
+    @app.post("/v1/jobs/{job_id}/complete", response_model=AssistantJob, tags=["jobs"],
+              responses={200: {"headers": ETAG}, **WRITE},
+              openapi_extra={"requestBody": {"content": {
+                  "application/json": {"schema": {
+                      "type": "object", "additionalProperties": False, "properties": {
+                          "output": {"type": "object"}, "worker": {"type": "string"}}}},
+                  "multipart/form-data": {"schema": {
+                      "type": "object", "properties": {
+                          "output": {"type": "string", "description": "a JSON object"},
+                          "worker": {"type": "string"},
+                          "file": {"type": "string", "format": "binary"}}}}}}})
+    async def complete_job(request: Request, job_id: str, who: Services = operator) -> Response:
+        from runtime.server.uploads import read_completion
+
+        fields, sha = await read_completion(request, max_upload_bytes)
+        fingerprint = idempotency.fingerprint(request.method, request.url.path, None,
+                                              sha.encode())
+        return await command(request, who, lambda: _job(engine.handle(who, c.build(
+            c.CompleteJob, assistant_job_id=job_id, **fields))), fingerprint)
+
+    @app.get("/v1/jobs", response_model=JobPage, tags=["jobs"], responses=READ)
+    def jobs(task_id: str | None = None, status: str | None = None, kind: str | None = None,
+             limit: int = Query(100, ge=1, le=1000), cursor: str | None = None,
+             who: Services = viewer) -> Response:
+        from runtime.engine.jobs import list_jobs
+
+        page = list_jobs(who, task_id, status, kind, limit=limit, cursor=cursor)
+        return _page(page.items, page.next_cursor)
+
+    @app.get("/v1/jobs/{job_id}", response_model=AssistantJob, tags=["jobs"],
+             responses={200: {"headers": ETAG}, **READ})
+    def job(job_id: str, who: Services = viewer) -> Response:
+        return _job(who.store.get(AssistantJob, job_id))
 
     @app.get("/v1/tokens", response_model=TokenPage, tags=["tokens"], responses=READ)
     def tokens(limit: int = Query(100, ge=1, le=1000), cursor: str | None = None,

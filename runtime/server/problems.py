@@ -74,4 +74,5 @@ def from_error(err: BaseException) -> Response:
 ERROR_STATUSES = {400: "Malformed JSON or header", 401: "No or bad token",
                   403: "Role not allowed", 404: "Not found", 409: "Transition rejected or conflict",
                   412: "Version mismatch (If-Match)", 413: "Upload too large",
-                  422: "Invalid field (named)", 503: "Store busy or unavailable (Retry-After)"}
+                  422: "Invalid field (named)", 500: "A stored record that cannot be read, or a "
+                  "fault of the server (logged)", 503: "Store busy or unavailable (Retry-After)"}

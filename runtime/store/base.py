@@ -30,7 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from pydantic import ValidationError
 
 from runtime.errors import InputError
-from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task
+from runtime.model import AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
 
 R = TypeVar("R", bound=Record)
 
@@ -148,6 +148,8 @@ LIST_FILTERS: dict[str, frozenset[str]] = {
     "task": frozenset({"bundle_id", "status", "assignee"}),
     "reminder": frozenset({"entity_id"}),
     "audit_event": frozenset({"entity_id"}),
+    "assistant_job": frozenset({"task_id", "status", "kind"}),
+    "api_token": frozenset(),
 }
 """The fields each paged list filters on (equality)."""
 
@@ -232,6 +234,11 @@ class Store(Protocol):
 
     def is_empty(self) -> bool:
         """True when the store holds no record of any kind (request state aside)."""
+
+    def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
+                       limit: int) -> list[AssistantJob]:
+        """Assistant jobs a worker may claim at ``at`` (``claimable_at`` at or before it,
+        indexed), of ``kinds`` (None: any), oldest first."""
 
     def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
         """Remove at most ``limit`` idempotency keys whose ``expires_at`` is at or before

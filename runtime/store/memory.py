@@ -10,7 +10,7 @@ engine's resumable protocols without a server.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 from runtime.errors import ConflictError, InputError, NotFoundError
 from runtime.model import (
+    AssistantJob,
     AuditEvent,
     Bundle,
     IdempotencyKey,
@@ -178,6 +179,13 @@ class MemoryStore:
         with self._lock:
             return not any(rows for kind, rows in self._tables.items()
                            if kind not in TRANSIENT_KINDS)
+
+    def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
+                       limit: int) -> list[AssistantJob]:
+        hits = [j for j in self._all(AssistantJob) if j.claimable_at is not None
+                and j.claimable_at <= at and (not kinds or j.kind in kinds)]
+        hits.sort(key=lambda j: (j.claimable_at, j.assistant_job_id))
+        return hits[:limit]
 
     def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
         with self._lock:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,17 @@ from runtime.errors import (
     StoreUnreachable,
     ThrottledError,
 )
-from runtime.model import AuditEvent, Bundle, Record, Reminder, Seal, Task, kind_of, record_id
+from runtime.model import (
+    AssistantJob,
+    AuditEvent,
+    Bundle,
+    Record,
+    Reminder,
+    Seal,
+    Task,
+    kind_of,
+    record_id,
+)
 from runtime.store.base import (
     TRANSIENT_KINDS,
     Changes,
@@ -411,6 +421,41 @@ class PostgresStore:
                 except errors.TransactionRollback:
                     self._backoff(attempt)
         raise ThrottledError(f"{self.url}: claiming deliveries kept failing to serialize")
+
+    def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
+                       limit: int) -> list[AssistantJob]:
+        kind_sql = " AND kind = ANY(%s)" if kinds else ""
+        rows = self._all(
+            f"SELECT assistant_job_id, doc::text FROM {self._t('assistant_jobs')} "
+            f"WHERE claimable_at <= %s{kind_sql} ORDER BY claimable_at, assistant_job_id "
+            "LIMIT %s", (at, *([list(kinds)] if kinds else []), limit))
+        return self._decoded(AssistantJob, rows)
+
+    def claim_jobs(self, at: datetime, kinds: Sequence[str] | None, limit: int,
+                   claim: Callable[[list[AssistantJob]], Changes]) -> list[AssistantJob]:
+        """Lock up to ``limit`` claimable jobs no other worker is claiming (``FOR UPDATE SKIP
+        LOCKED``), let ``claim`` say what to write, write it in the same transaction, and
+        return the page: workers claiming at once never wait for, nor get, the same job."""
+        errors = self._psycopg.errors
+        kind_sql = " AND kind = ANY(%s)" if kinds else ""
+        for attempt in range(RETRIES):
+            with self._driver():
+                try:
+                    with self._pool.connection() as conn, conn.transaction():
+                        rows = conn.execute(
+                            f"SELECT assistant_job_id, doc::text FROM "
+                            f"{self._t('assistant_jobs')} WHERE claimable_at <= %s{kind_sql} "
+                            "ORDER BY claimable_at, assistant_job_id LIMIT %s "
+                            "FOR UPDATE SKIP LOCKED",
+                            (at, *([list(kinds)] if kinds else []), limit)).fetchall()
+                        page = self._decoded(AssistantJob, rows)
+                        changes = claim(page)
+                        check_size(self, changes)
+                        self._write(conn, changes)
+                    return page
+                except errors.TransactionRollback:
+                    self._backoff(attempt)
+        raise ThrottledError(f"{self.url}: claiming jobs kept failing to serialize")
 
     def latest_seal(self) -> Seal | None:
         rows = self._all(f"SELECT seal_id, doc::text FROM {self._t('seals')} "

@@ -132,6 +132,11 @@ CREATE TABLE {{s}}.idempotency_keys (
     doc jsonb NOT NULL
 );
 CREATE INDEX idempotency_expiry ON {{s}}.idempotency_keys (expires_at);
+ALTER TABLE {{s}}.assistant_jobs ADD COLUMN kind {ID} NOT NULL DEFAULT '',
+    ADD COLUMN status text NOT NULL DEFAULT 'queued', ADD COLUMN claimable_at timestamptz;
+CREATE INDEX assistant_jobs_task ON {{s}}.assistant_jobs (task_id, assistant_job_id);
+CREATE INDEX assistant_jobs_claimable ON {{s}}.assistant_jobs (claimable_at, assistant_job_id)
+    WHERE claimable_at IS NOT NULL;
 """),
 ]
 """(version, DDL) in order; ``{s}`` is the quoted schema name. ``store init`` and the first use
@@ -165,7 +170,8 @@ def columns_of(rec: Record) -> dict[str, object]:
             return {"task_id": rec.task_id, "bundle_id": rec.bundle_id}
         case AssistantJob():
             return {"bundle_id": rec.bundle_id, "task_id": rec.task_id,
-                    "output_artifact_id": rec.output_artifact_id}
+                    "output_artifact_id": rec.output_artifact_id, "kind": rec.kind,
+                    "status": str(rec.status), "claimable_at": rec.claimable_at}
         case Reminder():
             return {"entity_type": rec.entity_type, "entity_id": rec.entity_id,
                     "bundle_id": rec.bundle_id, "task_id": rec.task_id, "fire_at": rec.fire_at,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from runtime.errors import (
     NotFoundError,
 )
 from runtime.model import (
+    AssistantJob,
     AuditEvent,
     Bundle,
     Record,
@@ -60,6 +61,7 @@ from runtime.store.sqlite_schema import (
     SCHEMA_VERSION,
     TABLES,
     UPGRADABLE,
+    UPGRADE_FROM_2,
     columns_of,
     translate,
 )
@@ -177,6 +179,8 @@ class SqliteStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     if self._schema_version() in UPGRADABLE:
+                        for statement in UPGRADE_FROM_2:
+                            self._db.execute(statement)
                         self._run_schema()
                         self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                                          (str(SCHEMA_VERSION),))
@@ -328,6 +332,15 @@ class SqliteStore:
     def is_empty(self) -> bool:
         return not any(self._all(f"SELECT 1 FROM {table} LIMIT 1")
                        for kind, (table, _) in TABLES.items() if kind not in TRANSIENT_KINDS)
+
+    def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
+                       limit: int) -> list[AssistantJob]:
+        kind_sql = f" AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""
+        rows = self._all(
+            "SELECT assistant_job_id, doc FROM assistant_jobs WHERE claimable_us <= ?"
+            f"{kind_sql} ORDER BY claimable_us, assistant_job_id LIMIT ?",
+            (micros(at), *(kinds or ()), limit))
+        return self._decoded(AssistantJob, rows)
 
     def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
         with self._lock, self._driver():

@@ -28,9 +28,16 @@ from runtime.model import (
 from runtime.store.base import TABLES, micros  # noqa: F401  (TABLES re-exported)
 
 SCHEMA_VERSION = 3
-"""2: per-entity audit chains. 3: API tokens and idempotency keys (two new tables; a schema-2
-file is upgraded in place when it is opened, since the change only adds tables)."""
+"""2: per-entity audit chains. 3: API tokens and idempotency keys (two new tables) and the
+columns assistant jobs are claimed by. A schema-2 file is upgraded in place when it is opened
+(:data:`UPGRADE_FROM_2`, then :data:`SCHEMA`): the change only adds, and a schema-2 file holds
+no assistant jobs."""
 UPGRADABLE = frozenset({2})
+UPGRADE_FROM_2 = [
+    "ALTER TABLE assistant_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE assistant_jobs ADD COLUMN status TEXT NOT NULL DEFAULT 'queued'",
+    "ALTER TABLE assistant_jobs ADD COLUMN claimable_us INTEGER",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,9 +76,15 @@ CREATE TABLE IF NOT EXISTS assistant_jobs (
     assistant_job_id TEXT PRIMARY KEY,
     bundle_id TEXT NOT NULL,
     task_id TEXT,
+    kind TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'queued',
+    claimable_us INTEGER,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS assistant_jobs_task ON assistant_jobs (task_id, assistant_job_id);
+CREATE INDEX IF NOT EXISTS assistant_jobs_claimable ON assistant_jobs (claimable_us)
+    WHERE claimable_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS reminders (
     reminder_id TEXT PRIMARY KEY,
     entity_id TEXT NOT NULL,
@@ -158,7 +171,8 @@ def columns_of(rec: Record) -> dict[str, object]:
         case Artifact():
             return {"task_id": rec.task_id, "bundle_id": rec.bundle_id}
         case AssistantJob():
-            return {"bundle_id": rec.bundle_id, "task_id": rec.task_id}
+            return {"bundle_id": rec.bundle_id, "task_id": rec.task_id, "kind": rec.kind,
+                    "status": str(rec.status), "claimable_us": micros(rec.claimable_at)}
         case Reminder():
             return {"entity_id": rec.entity_id, "fire_at_us": micros(rec.fire_at),
                     "deliver_after_us": micros(rec.deliver_after)}

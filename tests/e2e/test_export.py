@@ -28,6 +28,13 @@ def populated(cli, tmp_path: Path) -> Path:
     wait = cli("task", "wait", f"{BUNDLE}/research-guest", "--waiting-for", "guest bio",
                "--follow-up-at", "2026-11-27T09:00:00+01:00")
     assert wait.code == 0, wait.err
+    job = cli("job", "enqueue", f"{BUNDLE}/research-guest", "--kind", "draft-bio", "--input",
+              '{"tone": "warm"}', "--json")
+    assert job.code == 0, job.err
+    assert cli("job", "claim", "--kind", "draft-bio", "--worker", "w1").code == 0
+    done = cli("job", "complete", job.json()["assistant_job_id"], "--output", '{"words": 80}',
+               "--worker", "w1", "--file", str(release))
+    assert done.code == 0, done.err
     tok = cli("token", "create", "--actor", "ui", "--role", "operator", "--json")
     assert tok.code == 0, tok.err
     assert cli("token", "revoke", tok.json()["token_id"]).code == 0
@@ -47,8 +54,7 @@ def test_export_is_snake_case_with_stable_ids_and_relationships(populated: Path,
     manifest = json.loads((populated / "manifest.json").read_text())
     listed = {e["entity_type"]: e for e in manifest["entities"]}
     assert set(listed) == {e.entity_type for e in ENTITIES}
-    assert listed["assistant_job"]["implemented"] is False
-    assert all(listed[k]["implemented"] for k in listed if k != "assistant_job")
+    assert all(listed[k]["implemented"] for k in listed)
     assert "task.bundle_id -> bundle.bundle_id" in manifest["relationships"]
     assert "artifact.task_id -> task.task_id" in manifest["relationships"]
     assert manifest["format_version"] == 3
@@ -63,9 +69,12 @@ def test_export_is_snake_case_with_stable_ids_and_relationships(populated: Path,
     book = next(t for t in tasks if t["task_id"] == BOOK)
     assert book["completed_by"] == "tester" and book["status"] == "done"
     artifact_ids = [p["artifact_id"] for p in book["proof"] if p["kind"] == "artifact"]
-    artifacts = _lines(populated / "artifacts.jsonl")
-    assert [a["artifact_id"] for a in artifacts] == artifact_ids
-    assert artifacts[0]["task_id"] == BOOK and artifacts[0]["bundle_id"] == BUNDLE
+    artifacts = {a["artifact_id"]: a for a in _lines(populated / "artifacts.jsonl")}
+    [job] = _lines(populated / "assistant_jobs.jsonl")
+    assert job["status"] == "succeeded" and job["output"] == {"words": 80}
+    assert set(artifacts) == {*artifact_ids, job["output_artifact_id"]}
+    assert artifacts[artifact_ids[0]]["task_id"] == BOOK
+    assert artifacts[artifact_ids[0]]["bundle_id"] == BUNDLE
     waiting = next(t for t in tasks if t["status"] == "waiting")
     assert waiting["waiting_for"] == "guest bio"
     assert waiting["follow_up_at"] == "2026-11-27T08:00:00+00:00"

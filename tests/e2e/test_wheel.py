@@ -80,14 +80,14 @@ def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
     runtime_file, specs_file, purelib = _imported_from(venv, empty)
     assert purelib.is_relative_to(venv), purelib
     assert runtime_file == purelib / "runtime" / "__init__.py"
-    assert sorted(p.name for p in specs_file.parent.glob("*.yaml")) == ["bundle.yaml", "task.yaml"]
+    assert sorted(p.name for p in specs_file.parent.glob("*.yaml")) == ["assistant_job.yaml", "bundle.yaml", "task.yaml"]
 
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     dataops = venv / "bin" / "dataops"
     assert _run([dataops, "--version"], empty, env).stdout == f"dataops {version}\n"
 
     out = _run([dataops, "--content", CONTENT, "validate"], empty, env).stdout
-    assert out.startswith("ok: 3 workflow definitions") and "2 machine specs" in out
+    assert out.startswith("ok: 3 workflow definitions") and "3 machine specs" in out
     assert str(purelib / "runtime" / "specs") in out
 
     out = _run([dataops, "diagrams", "--check", "--out", REPO / "docs" / "diagrams"], empty,

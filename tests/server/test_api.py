@@ -487,3 +487,52 @@ def test_openapi_lists_every_route_with_its_error_statuses(api: Api) -> None:
         assert wait[status]["content"] == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     assert "actor" not in doc["components"]["schemas"]["CommentTaskBody"]["properties"]
+
+
+# ---- assistant jobs -----------------------------------------------------------------------------
+
+
+def test_job_routes_enqueue_claim_heartbeat_complete_with_a_file(api: Api) -> None:
+    created(api)
+    api.post(f"/v1/tasks/{EXPORT}/start")
+    r = api.post("/v1/jobs", {"task_id": EXPORT, "kind": "fetch", "input": {"bank": "acme"}})
+    assert r.status_code == 201 and r.json()["status"] == "queued"
+    job_id = r.json()["assistant_job_id"]
+    assert api.post("/v1/jobs/claim", {"kinds": ["other"]}).status_code == 204
+    r = api.post("/v1/jobs/claim", {"kinds": ["fetch"], "lease_seconds": 60})
+    assert r.status_code == 200 and r.json()["worker"] == "otto" and r.json()["attempts"] == 1
+    r = api.post(f"/v1/jobs/{job_id}/heartbeat", {"worker": "otto", "lease_seconds": 120})
+    assert r.status_code == 200 and r.headers["etag"] == f'"{r.json()["version"]}"'
+    problem_of(api.post(f"/v1/jobs/{job_id}/heartbeat", {"worker": "mallory"}), 409)
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    r = api.client.post(f"/v1/jobs/{job_id}/complete", headers=api.h(),
+                        data={"output": '{"pages": 2}', "worker": "otto"},
+                        files={"file": ("statement.pdf", pdf, "application/octet-stream")})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "succeeded" and r.json()["output"] == {"pages": 2}
+    assert r.json()["output_artifact_id"]
+    assert api.post(f"/v1/tasks/{EXPORT}/done").json()["status"] == "done"  # the file is proof
+    assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
+    listed = api.get("/v1/jobs", params={"task_id": EXPORT}).json()
+    assert [j["assistant_job_id"] for j in listed["items"]] == [job_id]
+
+
+def test_job_routes_fail_cancel_and_errors(api: Api) -> None:
+    created(api)
+    job = api.post("/v1/jobs", {"task_id": EXPORT, "kind": "k", "max_attempts": 1}).json()
+    api.post("/v1/jobs/claim", {})
+    r = api.post(f"/v1/jobs/{job['assistant_job_id']}/fail", {"error": "boom"})
+    assert r.json()["status"] == "failed" and r.json()["error"] == "boom"
+    other = api.post("/v1/jobs", {"task_id": EXPORT, "kind": "k"}).json()
+    r = api.post(f"/v1/jobs/{other['assistant_job_id']}/cancel")
+    assert r.json()["status"] == "cancelled"
+    problem_of(api.post(f"/v1/jobs/{other['assistant_job_id']}/cancel"), 409)
+    problem_of(api.post("/v1/jobs", {"task_id": "no/such", "kind": "k"}), 404)
+    problem_of(api.post("/v1/jobs", {"task_id": EXPORT, "kind": "k", "actor": "x"}), 422)
+    problem_of(api.post("/v1/jobs/claim", {"lease_seconds": 0}), 422)
+    problem_of(api.post("/v1/jobs/job-nope/heartbeat"), 404)
+    problem_of(api.post(f"/v1/jobs/{other['assistant_job_id']}/fail", {}), 422)
+    problem_of(api.client.post(f"/v1/jobs/{other['assistant_job_id']}/complete",
+                               headers=api.h(), json={"output": [1]}), 422)
+    problem_of(api.get("/v1/jobs", params={"status": "odd"}), 422)
+    problem_of(api.post("/v1/jobs", {"task_id": EXPORT, "kind": "k"}, role="viewer"), 403)

@@ -48,6 +48,7 @@ from runtime.model import (
     Artifact,
     ArtifactProof,
     AssistantJob,
+    AssistantJobSpec,
     AssistantJobStatus,
     AuditEvent,
     Bundle,
@@ -223,6 +224,8 @@ def full_task() -> Task:
             Comment(comment_id="c-2", author="producer", body="done", created_at=at(51)),
         ],
         tags=["publish"],
+        assistant_jobs=[AssistantJobSpec(kind="draft-notes", input={"tone": "dry"}, on="start",
+                                         max_attempts=5)],
         next_reminder_at=at(200, us=3),
         reminder_cursor=at(10),
         created_at=at(us=2),
@@ -264,6 +267,15 @@ def full_job() -> AssistantJob:
         created_at=at(1),
         updated_at=at(2, us=77),
         version=3,
+        trigger="start",
+        output={"words": 1200, "draft": {"title": "x"}},
+        attempts=3,
+        max_attempts=3,
+        worker="host-1:77",
+        started_at=at(1, us=5),
+        finished_at=at(2, us=77),
+        lease_expires_at=at(6),
+        claimable_at=at(6),
         audit_seq=3,
         audit_hash="e" * 64,
     )
@@ -1067,6 +1079,33 @@ def _scannable() -> list[Changes]:
             for k in range(0, len(recs), 9)]
 
 
+class TestClaimableJobs:
+    """The index workers claim by: ``claimable_at`` at or before the instant, by kind, oldest
+    first; a job with none (finished) is never listed."""
+
+    def test_claimable_jobs_in_order_filtered_by_kind(self, store: Store):
+        b = bundle()
+        t = task("podcast/2026-12-01/publish", bundle_id=b.bundle_id)
+        base = full_job().model_copy(update={"task_id": t.task_id, "output_artifact_id": None})
+        jobs = [base.model_copy(update={"assistant_job_id": f"job-{i}", "kind": kind,
+                                        "claimable_at": when})
+                for i, (kind, when) in enumerate([("a", at(5)), ("b", at(1)), ("a", at(1)),
+                                                  ("a", None), ("a", at(30))])]
+        store.commit(Changes(creates=[b, t, *jobs]))
+        assert [j.assistant_job_id for j in store.claimable_jobs(at(10), None, 10)] == [
+            "job-1", "job-2", "job-0"]
+        assert [j.assistant_job_id for j in store.claimable_jobs(at(10), ["a"], 10)] == [
+            "job-2", "job-0"]
+        assert [j.assistant_job_id for j in store.claimable_jobs(at(10), ["a", "b"], 1)] == [
+            "job-1"]
+        assert store.claimable_jobs(at(0), None, 10) == []
+        moved = bump(jobs[2], claimable_at=None)
+        store.commit(Changes(updates=[(moved, jobs[2].version)]))
+        assert [j.assistant_job_id for j in store.claimable_jobs(at(10), ["a"], 10)] == ["job-0"]
+        listed = store.page(AssistantJob, where={"task_id": t.task_id, "kind": "a"})
+        assert [j.assistant_job_id for j in listed.items] == ["job-0", "job-2", "job-3", "job-4"]
+
+
 class TestIdempotencyKeys:
     """Request state of the HTTP API: a conditional create and update like any record, purged
     by expiry in bounded batches, and not something that makes a store non-empty."""
@@ -1546,13 +1585,18 @@ class TestSqlite:
         db = sqlite3.connect(path)  # what a schema-2 file is: no token or idempotency tables
         db.execute("DROP TABLE api_tokens")
         db.execute("DROP TABLE idempotency_keys")
+        db.execute("DROP TABLE assistant_jobs")
+        db.execute("CREATE TABLE assistant_jobs (assistant_job_id TEXT PRIMARY KEY, bundle_id "
+                   "TEXT NOT NULL, task_id TEXT, version INTEGER NOT NULL, doc TEXT NOT NULL)")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         db.commit()
         db.close()
         again = SqliteStore(f"sqlite:///{path}")
         assert again.schema_version() == 3
         assert again.get(Bundle, b.bundle_id) == b
-        again.commit(Changes(creates=[api_token(), idem()]))
+        job = full_job().model_copy(update={"task_id": None, "output_artifact_id": None})
+        again.commit(Changes(creates=[api_token(), idem(), job]))
+        assert again.claimable_jobs(at(10), None, 5) == [job]
         again.close()
 
     @pytest.mark.parametrize("version, hint", [("1", "keep using 0.1"), ("4", "upgrade")])

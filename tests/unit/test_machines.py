@@ -37,7 +37,7 @@ def test_the_specs_are_found_in_the_installed_package() -> None:
     import importlib
 
     package = importlib.import_module(SPECS_PACKAGE)
-    assert [f.name for f in spec_files()] == ["bundle.yaml", "task.yaml"]
+    assert [f.name for f in spec_files()] == ["assistant_job.yaml", "bundle.yaml", "task.yaml"]
     assert Path(str(specs_dir())) == Path(package.__file__).parent
 
 
