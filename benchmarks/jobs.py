@@ -107,7 +107,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -124,9 +124,8 @@ if str(ROOT) not in sys.path:
 import psycopg  # noqa: E402
 
 import runtime  # noqa: E402
-from runtime.api import Runtime  # noqa: E402
 from runtime.errors import ConflictError, DataopsError, NotFoundError, ThrottledError  # noqa: E402
-from runtime.model import AssistantJob, AuditEvent, kind_of, record_id  # noqa: E402
+from runtime.model import AssistantJob, AuditEvent, kind_of  # noqa: E402
 from runtime.store import postgres_schema, sqlite_schema  # noqa: E402
 from runtime.store.base import Changes  # noqa: E402
 from runtime.store.memory import MemoryStore  # noqa: E402
@@ -165,10 +164,10 @@ class Write:
     seq: int
     event_doc: str
 
-    def update_args(self, job: str, bundle: str, task: str, worker: str, lease: object
-                    ) -> tuple[object, ...]:
+    def update_args(self, job: str, bundle: str, task: str, kind: str, worker: str,
+                    lease: object) -> tuple[object, ...]:
         doc = fill(self.doc, job, bundle, task, worker)
-        v = {"bundle_id": bundle, "task_id": task, "output_artifact_id": None, "kind": KIND,
+        v = {"bundle_id": bundle, "task_id": task, "output_artifact_id": None, "kind": kind,
              "status": self.status, "claimable_us": lease if self.leased else None,
              "claimable_at": lease if self.leased else None, "version": self.version,
              "doc": doc}
@@ -210,7 +209,7 @@ def capture() -> tuple[Changes, Changes, AssistantJob]:
     rt = runtime.open(store=store, content=str(CONTENT), actor="bench-seed")
     task = rt.create_bundle(TEMPLATES[0], START).tasks[0]
     job = rt.enqueue_job(task.task_id, KIND, {"n": 0})
-    rt.services.actor = SAMPLE  # the claim and the completion are audited as the worker
+    rt = rt.as_actor(SAMPLE)  # the claim and the completion are audited as the worker
     n0 = len(log)
     got = rt.claim_job([KIND], worker=SAMPLE, lease_seconds=LEASE_S)
     assert got is not None and got.assistant_job_id == job.assistant_job_id
@@ -269,12 +268,12 @@ def raw_write(changes: Changes, job: AssistantJob, flavour: str) -> Write:
 def raw_plan(flavour: str) -> RawPlan:
     claim, complete, job = capture()
     if flavour == "sqlite":
-        select = ("SELECT assistant_job_id, version, bundle_id, task_id FROM assistant_jobs "
-                  "WHERE claimable_us <= ? AND kind IN (?) ORDER BY claimable_us, "
+        select = ("SELECT assistant_job_id, version, bundle_id, task_id, kind FROM "
+                  "assistant_jobs WHERE claimable_us <= ? AND kind IN (?) ORDER BY claimable_us, "
                   "assistant_job_id LIMIT 1")
     else:
-        select = ("SELECT assistant_job_id, version, bundle_id, task_id FROM {s}.assistant_jobs "
-                  "WHERE claimable_at <= %s AND kind = ANY(%s) ORDER BY claimable_at, "
+        select = ("SELECT assistant_job_id, version, bundle_id, task_id, kind FROM "
+                  "{s}.assistant_jobs WHERE claimable_at <= %s AND kind = ANY(%s) ORDER BY claimable_at, "
                   "assistant_job_id LIMIT 1 FOR UPDATE SKIP LOCKED")
     c, d = raw_write(claim, job, flavour), raw_write(complete, job, flavour)
     size = (len(c.doc) + len(c.event_doc) + len(d.doc) + len(d.event_doc))
@@ -321,7 +320,7 @@ class Probe:
 
     def statement(self, sql: str) -> None:
         text = sql.strip()
-        self.stmts[text.split(None, 1)[0].upper() if text else "(empty)"] += 1
+        self.stmts[text.split(None, 1)[0].upper() if text else "pool-check"] += 1
 
     def count_psycopg(self) -> None:
         cls = psycopg.Cursor
@@ -358,7 +357,10 @@ class Probe:
                 self._enter("store")
             try:
                 if name == "claim_jobs":  # the engine's claim runs inside: engine time
-                    a = (*a[:3], self._engine(a[3]), *a[4:])
+                    if len(a) > 3:
+                        a = (*a[:3], self._engine(a[3]), *a[4:])
+                    elif "claim" in kw:
+                        kw["claim"] = self._engine(kw["claim"])
                 return inner(*a, **kw)
             except (ConflictError, NotFoundError, ThrottledError) as e:
                 if writes and outer:
@@ -423,8 +425,7 @@ def _loop(claim: Callable[[], str | None], complete: Callable[[str], None], barr
                 break
         completes.append(time.perf_counter() - b)
     t1 = time.perf_counter()
-    probe._leave() if len(probe.stack) > 1 else None
-    probe.spent[probe.stack[-1]] += time.perf_counter() - probe.t
+    probe.spent[probe.stack[-1]] += t1 - probe.t
     return {"t0": t0, "t1": t1, "cpu": time.process_time() - c0, "done": done, "claims": claims,
             "completes": completes, "errors": dict(errors), "samples": samples[:3],
             "capped": capped, "stmts": dict(probe.stmts), "spent": dict(probe.spent),
@@ -473,7 +474,7 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
             db.execute("PRAGMA synchronous=FULL")
             db.set_trace_callback(probe.statement)
 
-            def claim_kind(kind: str) -> tuple[str, str, str] | None:
+            def claim_kind(kind: str) -> tuple[str, str, str, str] | None:
                 now = time.time()
                 lease = int((now + LEASE_S) * 1e6)
                 db.execute("BEGIN IMMEDIATE")
@@ -482,8 +483,9 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
                     if row is None:
                         db.execute("ROLLBACK")
                         return None
-                    job, _, bundle, task = row
-                    cur = db.execute(c.update_sql, c.update_args(job, bundle, task, name, lease))
+                    job, _, bundle, task, kind_ = row
+                    cur = db.execute(c.update_sql, c.update_args(job, bundle, task, kind_, name,
+                                                                 lease))
                     if cur.rowcount != 1:
                         raise RuntimeError(f"raw claim: {job} moved on")
                     db.executemany(c.insert_sql, [c.insert_row(
@@ -493,13 +495,14 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
-                return job, bundle, task
+                return job, bundle, task, kind_
 
-            def complete_one(job: str, bundle: str, task: str) -> None:
+            def complete_one(job: str, bundle: str, task: str, kind_: str) -> None:
                 now_us = int(time.time() * 1e6)
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = db.execute(d.update_sql, d.update_args(job, bundle, task, name, None))
+                    cur = db.execute(d.update_sql, d.update_args(job, bundle, task, kind_, name,
+                                                                 None))
                     if cur.rowcount != 1:
                         raise RuntimeError(f"raw complete: {job} moved on")
                     db.executemany(d.insert_sql, [d.insert_row(
@@ -518,7 +521,7 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
             c_up, c_in = c.update_sql.replace("{s}", s), c.insert_sql.replace("{s}", s)
             d_up, d_in = d.update_sql.replace("{s}", s), d.insert_sql.replace("{s}", s)
 
-            def claim_kind(kind: str) -> tuple[str, str, str] | None:
+            def claim_kind(kind: str) -> tuple[str, str, str, str] | None:
                 now = datetime.now(UTC)
                 try:
                     with conn.cursor() as cur:
@@ -526,8 +529,8 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
                         if row is None:
                             conn.rollback()
                             return None
-                        job, _, bundle, task = row
-                        cur.execute(c_up, c.update_args(job, bundle, task, name,
+                        job, _, bundle, task, kind_ = row
+                        cur.execute(c_up, c.update_args(job, bundle, task, kind_, name,
                                                         now + timedelta(seconds=LEASE_S)))
                         if cur.rowcount != 1:
                             raise RuntimeError(f"raw claim: {job} moved on")
@@ -537,13 +540,13 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
                 except BaseException:
                     conn.rollback()
                     raise
-                return job, bundle, task
+                return job, bundle, task, kind_
 
-            def complete_one(job: str, bundle: str, task: str) -> None:
+            def complete_one(job: str, bundle: str, task: str, kind_: str) -> None:
                 now = datetime.now(UTC)
                 try:
                     with conn.cursor() as cur:
-                        cur.execute(d_up, d.update_args(job, bundle, task, name, None))
+                        cur.execute(d_up, d.update_args(job, bundle, task, kind_, name, None))
                         if cur.rowcount != 1:
                             raise RuntimeError(f"raw complete: {job} moved on")
                         cur.executemany(d_in, [d.insert_row(
@@ -558,7 +561,7 @@ def _raw_worker(plan: RawPlan, where: str, schema: str, name: str, barrier: Any,
             warm = claim_kind(WARM_KIND)
             if warm is not None:
                 complete_one(*warm)
-            held: dict[str, tuple[str, str, str]] = {}
+            held: dict[str, tuple[str, str, str, str]] = {}
 
             def claim() -> str | None:
                 got = claim_kind(KIND)
@@ -656,15 +659,20 @@ class SqliteTarget:
                             "assistant_job_id LIMIT ?", (2**62, KIND, 20))
         return "; ".join(r[-1] for r in rows)
 
-    def outcome(self, name: str) -> tuple[tuple[int, ...], dict[str, tuple[int, int]]]:
+    def outcome(self, name: str) -> tuple[tuple[int, ...], dict[str, tuple[int, int, int]]]:
         jobs = self.sql(name, "SELECT count(*), sum(status = 'succeeded'), "
-                              "sum(json_extract(doc, '$.attempts') = 1), sum(version = 3) "
+                              "sum(json_extract(doc, '$.attempts') = 1), sum(version = 3), "
+                              "sum(json_extract(doc, '$.assistant_job_id') = assistant_job_id "
+                              "AND json_extract(doc, '$.task_id') = task_id AND "
+                              "json_extract(doc, '$.status') = status AND "
+                              "json_extract(doc, '$.version') = version), sum(length(doc)) "
                               "FROM assistant_jobs WHERE kind = ?", (KIND,))[0]
         events = self.sql(name, "SELECT json_extract(e.doc, '$.action'), count(*), "
-                                "count(DISTINCT e.entity_id) FROM audit_events e JOIN "
-                                "assistant_jobs j ON j.assistant_job_id = e.entity_id WHERE "
-                                "j.kind = ? GROUP BY 1", (KIND,))
-        return tuple(int(x or 0) for x in jobs), {a: (n, k) for a, n, k in events}
+                                "count(DISTINCT e.entity_id), sum(length(e.doc)) FROM "
+                                "audit_events e JOIN assistant_jobs j ON j.assistant_job_id = "
+                                "e.entity_id WHERE j.kind = ? AND json_extract(e.doc, "
+                                "'$.entity_id') = e.entity_id GROUP BY 1", (KIND,))
+        return tuple(int(x or 0) for x in jobs), {a: (n, k, b) for a, n, k, b in events}
 
 
 class PgTarget:
@@ -768,16 +776,20 @@ class PgTarget:
                         ([KIND],))
         return " / ".join(r[0].strip().split("  (")[0].lstrip("-> ").strip() for r in rows)
 
-    def outcome(self, name: str) -> tuple[tuple[int, ...], dict[str, tuple[int, int]]]:
+    def outcome(self, name: str) -> tuple[tuple[int, ...], dict[str, tuple[int, int, int]]]:
         jobs = self.sql(name, "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), "
                               "count(*) FILTER (WHERE (doc->>'attempts')::int = 1), "
-                              "count(*) FILTER (WHERE version = 3) FROM {s}.assistant_jobs "
+                              "count(*) FILTER (WHERE version = 3), count(*) FILTER (WHERE "
+                              "doc->>'assistant_job_id' = assistant_job_id AND doc->>'task_id' "
+                              "= task_id AND doc->>'status' = status AND (doc->>'version')::int "
+                              "= version), sum(length(doc::text)) FROM {s}.assistant_jobs "
                               "WHERE kind = %s", (KIND,))[0]
-        events = self.sql(name, "SELECT e.doc->>'action', count(*), count(DISTINCT e.entity_id) "
-                                "FROM {s}.audit_events e JOIN {s}.assistant_jobs j ON "
-                                "j.assistant_job_id = e.entity_id WHERE j.kind = %s GROUP BY 1",
+        events = self.sql(name, "SELECT e.doc->>'action', count(*), count(DISTINCT e.entity_id), "
+                                "sum(length(e.doc::text)) FROM {s}.audit_events e JOIN "
+                                "{s}.assistant_jobs j ON j.assistant_job_id = e.entity_id WHERE "
+                                "j.kind = %s AND e.doc->>'entity_id' = e.entity_id GROUP BY 1",
                           (KIND,))
-        return tuple(int(x or 0) for x in jobs), {a: (n, k) for a, n, k in events}
+        return tuple(int(x or 0) for x in jobs), {a: (n, k, b) for a, n, k, b in events}
 
 
 Target = SqliteTarget | PgTarget
@@ -817,6 +829,7 @@ class Run:
     capped: bool = False
     problems: list[str] = field(default_factory=list)
     deep: str = ""  # the first rep's check through the store (engine)
+    doc_bytes: float = 0.0  # stored per job: the job's doc, its claim and complete events
 
     @property
     def rate(self) -> float:
@@ -850,10 +863,9 @@ def one_run(target: Target, plan: RawPlan, ids: list[str], side: str, workers: i
     try:
         for p in procs:
             p.start()
-        try:
+        # a worker that failed before the start broke the barrier; its message is queued
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=600)
-        except threading.BrokenBarrierError:
-            pass  # a worker failed before the start: its message is in the queue
         w0, s0, m0 = target.wal_syncs(), target.server_cpu(), machine_cpu()
         for _ in procs:
             try:
@@ -892,26 +904,30 @@ def one_run(target: Target, plan: RawPlan, ids: list[str], side: str, workers: i
         run.errors.update(r["errors"])
         run.samples += r["samples"]
     run.capped = any(r["capped"] for r in results)
-    run.problems = check(target, name, ids, done)
+    run.problems, run.doc_bytes = check(target, name, ids, done)
     if deep and side == "engine":
         run.deep = check_store(url, ids, run.problems)
     target.drop(name)
     return run
 
 
-def check(target: Target, name: str, ids: list[str], done: list[str]) -> list[str]:
-    """Every job succeeded exactly once, in the store and by the workers' account."""
+def check(target: Target, name: str, ids: list[str], done: list[str]
+          ) -> tuple[list[str], float]:
+    """Every job succeeded exactly once, in the store and by the workers' account; and the
+    doc bytes per job (the job's doc and its claim and complete events)."""
     n = len(ids)
     problems = []
-    (total, succeeded, first, v3), events = target.outcome(name)
-    if (total, succeeded, first, v3) != (n, n, n, n):
+    (total, succeeded, first, v3, same, size), events = target.outcome(name)
+    if (total, succeeded, first, v3, same) != (n, n, n, n, n):
         problems.append(f"{total} jobs: {succeeded} succeeded, {first} with attempts 1, {v3} at "
-                        f"version 3 (want {n} of each)")
+                        f"version 3, {same} whose doc agrees with its columns (want {n} of "
+                        f"each)")
     for action in ("claim", "complete"):
-        got = events.get(action, (0, 0))
-        if got != (n, n):
+        got = events.get(action, (0, 0, 0))
+        if got[:2] != (n, n):
             problems.append(f"{got[0]} '{action}' events on {got[1]} jobs (want one per job: "
                             f"{n} on {n})")
+        size += got[2]
     twice = [j for j, k in Counter(done).items() if k > 1]
     if twice:
         problems.append(f"{len(twice)} jobs completed by more than one worker, e.g. {twice[0]}")
@@ -919,7 +935,7 @@ def check(target: Target, name: str, ids: list[str], done: list[str]) -> list[st
     if missing:
         problems.append(f"{len(missing)} jobs not completed by any worker, e.g. "
                         f"{sorted(missing)[0]}")
-    return problems
+    return problems, size / max(1, n)
 
 
 def check_store(url: str, ids: list[str], problems: list[str]) -> str:
@@ -1075,7 +1091,11 @@ def report(res: StoreResult, reps: int, workers: Sequence[int]) -> None:
         if b is not None and b1 is not None:
             print(f"  {side} statements per job: {workers[0]} worker {stmts_line(b1.stmts, b1.jobs)}"
                   f"; {workers[-1]} workers {stmts_line(b.stmts, b.jobs)}")
-    print(f"  what one job writes (both sides): {res.shape}")
+    sizes = {side: statistics.mean(r.doc_bytes for r in res.runs if r.side == side)
+             for side in SIDES if any(r.side == side for r in res.runs)}
+    print(f"  what one job writes (both sides): {res.shape}; stored per job (the job's doc and "
+          f"its claim and complete events, as the store gives them back): "
+          + ", ".join(f"{side} {v:,.0f} bytes" for side, v in sizes.items()))
     print(f"  the engine's claim query plan: {res.plan}")
     print("  (in store = wall time inside the store's methods: SQL, fsync, lock waits, decoding "
           "rows; engine rest = the remaining wall time of the loop: the command, the unit of "

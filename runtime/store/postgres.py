@@ -404,58 +404,48 @@ class PostgresStore:
         """Lock up to ``limit`` pending reminders no other daemon holds (``FOR UPDATE SKIP
         LOCKED``), let ``lease`` say what to write for them, write it in the same transaction,
         and return the page. Another daemon claiming at the same moment gets other reminders."""
-        errors = self._psycopg.errors
-        for attempt in range(RETRIES):
-            with self._driver():
-                try:
-                    with self._pool.connection() as conn, conn.transaction():
-                        rows = conn.execute(
-                            f"SELECT reminder_id, doc::text FROM {self._t('reminders')} "
-                            "WHERE deliver_after <= %s ORDER BY deliver_after, reminder_id "
-                            "LIMIT %s FOR UPDATE SKIP LOCKED", (at, limit)).fetchall()
-                        page = self._decoded(Reminder, rows)
-                        changes = lease(page)
-                        check_size(self, changes)
-                        self._write(conn, changes)
-                    return page
-                except errors.TransactionRollback:
-                    self._backoff(attempt)
-        raise ThrottledError(f"{self.url}: claiming deliveries kept failing to serialize")
+        return self._claim_locked(
+            Reminder, f"SELECT reminder_id, doc::text FROM {self._t('reminders')} "
+            "WHERE deliver_after <= %s ORDER BY deliver_after, reminder_id LIMIT %s", (at, limit),
+            lease, "deliveries")
 
     def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
                        limit: int) -> list[AssistantJob]:
-        kind_sql = " AND kind = ANY(%s)" if kinds else ""
-        rows = self._all(
-            f"SELECT assistant_job_id, doc::text FROM {self._t('assistant_jobs')} "
-            f"WHERE claimable_at <= %s{kind_sql} ORDER BY claimable_at, assistant_job_id "
-            "LIMIT %s", (at, *([list(kinds)] if kinds else []), limit))
-        return self._decoded(AssistantJob, rows)
+        return self._decoded(AssistantJob, self._all(*self._jobs_sql(at, kinds, limit)))
 
     def claim_jobs(self, at: datetime, kinds: Sequence[str] | None, limit: int,
                    claim: Callable[[list[AssistantJob]], Changes]) -> list[AssistantJob]:
         """Lock up to ``limit`` claimable jobs no other worker is claiming (``FOR UPDATE SKIP
         LOCKED``), let ``claim`` say what to write, write it in the same transaction, and
         return the page: workers claiming at once never wait for, nor get, the same job."""
-        errors = self._psycopg.errors
+        sql, args = self._jobs_sql(at, kinds, limit)
+        return self._claim_locked(AssistantJob, sql, args, claim, "jobs")
+
+    def _jobs_sql(self, at: datetime, kinds: Sequence[str] | None,
+                  limit: int) -> tuple[str, tuple[object, ...]]:
         kind_sql = " AND kind = ANY(%s)" if kinds else ""
+        return (f"SELECT assistant_job_id, doc::text FROM {self._t('assistant_jobs')} "
+                f"WHERE claimable_at <= %s{kind_sql} ORDER BY claimable_at, assistant_job_id "
+                "LIMIT %s", (at, *([list(kinds)] if kinds else []), limit))
+
+    def _claim_locked(self, kind: type[R], select: str, args: tuple[object, ...],
+                      build: Callable[[list[R]], Changes], what: str) -> list[R]:
+        """``select ... FOR UPDATE SKIP LOCKED``, then what ``build`` says to write for the
+        rows it locked, in one transaction (replayed when the server rolls it back)."""
+        errors = self._psycopg.errors
         for attempt in range(RETRIES):
             with self._driver():
                 try:
                     with self._pool.connection() as conn, conn.transaction():
-                        rows = conn.execute(
-                            f"SELECT assistant_job_id, doc::text FROM "
-                            f"{self._t('assistant_jobs')} WHERE claimable_at <= %s{kind_sql} "
-                            "ORDER BY claimable_at, assistant_job_id LIMIT %s "
-                            "FOR UPDATE SKIP LOCKED",
-                            (at, *([list(kinds)] if kinds else []), limit)).fetchall()
-                        page = self._decoded(AssistantJob, rows)
-                        changes = claim(page)
+                        rows = conn.execute(f"{select} FOR UPDATE SKIP LOCKED", args).fetchall()
+                        page = self._decoded(kind, rows)
+                        changes = build(page)
                         check_size(self, changes)
                         self._write(conn, changes)
                     return page
                 except errors.TransactionRollback:
                     self._backoff(attempt)
-        raise ThrottledError(f"{self.url}: claiming jobs kept failing to serialize")
+        raise ThrottledError(f"{self.url}: claiming {what} kept failing to serialize")
 
     def latest_seal(self) -> Seal | None:
         rows = self._all(f"SELECT seal_id, doc::text FROM {self._t('seals')} "

@@ -176,30 +176,11 @@ class SqliteStore:
         with self._lock, self._driver():
             version = self._schema_version()
             if version in UPGRADABLE:  # additive: the new tables, then the version
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    if self._schema_version() in UPGRADABLE:
-                        for statement in UPGRADE_FROM_2:
-                            self._db.execute(statement)
-                        self._run_schema()
-                        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                                         (str(SCHEMA_VERSION),))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                self._schema_tx(upgrade=True)
                 version = self._schema_version()
             if version is None:
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._run_schema()
-                    self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                     (str(SCHEMA_VERSION),))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                self._schema_tx(upgrade=False)
                 version = self._schema_version()
         if version != SCHEMA_VERSION:
             newer = (version or 0) > SCHEMA_VERSION
@@ -209,6 +190,27 @@ class SqliteStore:
                 "it was written by dataops 0.1 (one global audit chain), which this version "
                 "cannot convert yet; keep using 0.1 for it, or start a new store")
             )
+
+    def _schema_tx(self, *, upgrade: bool) -> None:
+        """Create the schema in an empty file, or upgrade an older one, in one ``BEGIN
+        IMMEDIATE`` transaction (re-checked under the lock: another process may have done it)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._schema_version()
+            if upgrade and found in UPGRADABLE:
+                for statement in UPGRADE_FROM_2:
+                    self._db.execute(statement)
+                self._run_schema()
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                 (str(SCHEMA_VERSION),))
+            elif not upgrade and found is None:
+                self._run_schema()
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _run_schema(self) -> None:
         for statement in SCHEMA.split(";"):
