@@ -78,7 +78,7 @@ raised by the store's writes (the engine retries them: on SQLite racing workers 
 other errors, and jobs per worker. The instrumentation costs a few microseconds per job, on
 both sides alike.
 
-    python benchmarks/jobs.py             # full run (about 3-4 minutes on 2 cores)
+    python benchmarks/jobs.py             # full run (about 2-3 minutes on 2 cores)
     python benchmarks/jobs.py --quick     # under a minute
     python benchmarks/jobs.py --profile   # instead: cProfile of 1 engine worker, each store
 
@@ -278,7 +278,7 @@ def raw_plan(flavour: str) -> RawPlan:
     c, d = raw_write(claim, job, flavour), raw_write(complete, job, flavour)
     size = (len(c.doc) + len(c.event_doc) + len(d.doc) + len(d.event_doc))
     shape = (f"claim: job -> {c.status} v{c.version} + audit event seq {c.seq}; completion: "
-             f"job -> {d.status} v{d.version} + audit event seq {d.seq}; {size:,} doc bytes "
+             f"job -> {d.status} v{d.version} + audit event seq {d.seq}; {size:,} doc bytes written "
              f"per job")
     return RawPlan(flavour, select, c, d, shape)
 

@@ -15,6 +15,7 @@ an audited, version-checked write through the unit of work; the lifecycle is
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,9 +151,10 @@ def enqueue(svc: Services, cmd: EnqueueJob) -> AssistantJob:
 
 def claim(svc: Services, cmd: ClaimJob) -> AssistantJob | None:
     """Claim the oldest claimable job of ``cmd.kinds`` for ``cmd.worker``, or None. No two
-    workers ever hold one job: the claim is a version-checked write (and, on PostgreSQL, the job
-    is locked with ``SKIP LOCKED`` while it is claimed, so racing workers take different
-    jobs)."""
+    workers ever hold one job: the claim is a version-checked write. A store that can read and
+    write in one locked transaction claims there (PostgreSQL: the job locked ``FOR UPDATE SKIP
+    LOCKED``, so racing workers take different jobs; SQLite: under its write lock, so racing
+    workers never lose a claim to each other)."""
     worker, lease = cmd.worker, timedelta(seconds=cmd.lease_seconds)
     kinds: list[str] | None = [k for k in cmd.kinds if k] or None
     locking = getattr(svc.store, "claim_jobs", None)
@@ -160,8 +162,8 @@ def claim(svc: Services, cmd: ClaimJob) -> AssistantJob | None:
         now = svc.now()
         if locking is not None:
             won: list[AssistantJob] = []
-            page = locking(now, kinds, 1, lambda jobs, won=won: _claim_changes(
-                svc, jobs, worker, lease, won))
+            page = locking(now, kinds, 1, lambda jobs, find, won=won: _claim_changes(
+                svc, jobs, worker, lease, won, find))
             if not page:
                 return None
             if won:
@@ -183,15 +185,18 @@ def claim(svc: Services, cmd: ClaimJob) -> AssistantJob | None:
 
 
 def _claim_changes(svc: Services, jobs: list[AssistantJob], worker: str, lease: timedelta,
-                   won: list[AssistantJob]) -> Changes:
+                   won: list[AssistantJob], find: Callable[[type[Any], str], Any] | None = None,
+                   ) -> Changes:
     """What claiming the first of ``jobs`` writes: the claim, or (its task closed, or its lease
-    ran out on its last attempt) the job settled instead."""
+    ran out on its last attempt) the job settled instead. ``find`` reads inside a locking
+    store's claim transaction (its own connection)."""
     uow = UnitOfWork(svc)
     if not jobs:
         return uow.changes
     job = jobs[0]
-    task = svc.store.find(Task, job.task_id) if job.task_id else None
-    bundle = svc.store.find(Bundle, job.bundle_id)
+    find = find or svc.store.find
+    task = find(Task, job.task_id) if job.task_id else None
+    bundle = find(Bundle, job.bundle_id)
     if task is None or not task.status.is_open or bundle is None \
             or bundle.status == BundleStatus.CANCELLED:
         _fire(uow, job, "cancel", {"claimable_at": None, "lease_expires_at": None,

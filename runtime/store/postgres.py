@@ -81,6 +81,9 @@ from runtime.store.postgres_schema import (
     translate,
 )
 
+Finder = Callable[[type[Any], str], Any]
+"""``find(kind, record_id)``: a read inside a claim's transaction."""
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RETRIES = 5
 """Attempts of a write that the server rolled back for a serialization failure or deadlock."""
@@ -407,17 +410,19 @@ class PostgresStore:
         return self._claim_locked(
             Reminder, f"SELECT reminder_id, doc::text FROM {self._t('reminders')} "
             "WHERE deliver_after <= %s ORDER BY deliver_after, reminder_id LIMIT %s", (at, limit),
-            lease, "deliveries")
+            lambda page, _: lease(page), "deliveries")
 
     def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
                        limit: int) -> list[AssistantJob]:
         return self._decoded(AssistantJob, self._all(*self._jobs_sql(at, kinds, limit)))
 
     def claim_jobs(self, at: datetime, kinds: Sequence[str] | None, limit: int,
-                   claim: Callable[[list[AssistantJob]], Changes]) -> list[AssistantJob]:
+                   claim: Callable[[list[AssistantJob], Finder], Changes]) -> list[AssistantJob]:
         """Lock up to ``limit`` claimable jobs no other worker is claiming (``FOR UPDATE SKIP
-        LOCKED``), let ``claim`` say what to write, write it in the same transaction, and
-        return the page: workers claiming at once never wait for, nor get, the same job."""
+        LOCKED``), let ``claim`` say what to write (reading what it needs through the finder it
+        is given: the transaction's own connection, so a claim takes one pooled connection),
+        write it in the same transaction, and return the page: workers claiming at once never
+        wait for, nor get, the same job."""
         sql, args = self._jobs_sql(at, kinds, limit)
         return self._claim_locked(AssistantJob, sql, args, claim, "jobs")
 
@@ -429,7 +434,7 @@ class PostgresStore:
                 "LIMIT %s", (at, *([list(kinds)] if kinds else []), limit))
 
     def _claim_locked(self, kind: type[R], select: str, args: tuple[object, ...],
-                      build: Callable[[list[R]], Changes], what: str) -> list[R]:
+                      build: Callable[[list[R], Finder], Changes], what: str) -> list[R]:
         """``select ... FOR UPDATE SKIP LOCKED``, then what ``build`` says to write for the
         rows it locked, in one transaction (replayed when the server rolls it back)."""
         errors = self._psycopg.errors
@@ -439,7 +444,15 @@ class PostgresStore:
                     with self._pool.connection() as conn, conn.transaction():
                         rows = conn.execute(f"{select} FOR UPDATE SKIP LOCKED", args).fetchall()
                         page = self._decoded(kind, rows)
-                        changes = build(page)
+
+                        def find(k: type[Any], rid: str, conn: Any = conn) -> Any:
+                            table, key = TABLES[k.record_kind]
+                            got = conn.execute(f"SELECT doc::text FROM {self._t(table)} "
+                                               f"WHERE {key} = %s", (rid,)).fetchall()
+                            return decode_or_raise(k, rid, got[0][0], self.quarantined) \
+                                if got else None
+
+                        changes = build(page, find)
                         check_size(self, changes)
                         self._write(conn, changes)
                     return page

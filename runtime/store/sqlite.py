@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -343,6 +343,37 @@ class SqliteStore:
             f"{kind_sql} ORDER BY claimable_us, assistant_job_id LIMIT ?",
             (micros(at), *(kinds or ()), limit))
         return self._decoded(AssistantJob, rows)
+
+    def claim_jobs(self, at: datetime, kinds: Sequence[str] | None, limit: int,
+                   claim: Callable[[list[AssistantJob], Callable[[type[Any], str], Any]], Changes],
+                   ) -> list[AssistantJob]:
+        """Read up to ``limit`` claimable jobs and write what ``claim`` says for them inside one
+        ``BEGIN IMMEDIATE`` transaction (SQLite's one writer), so workers never lose a claim to
+        each other: the next one reads after this one committed."""
+        kind_sql = f" AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""
+        with self._lock, self._driver():
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    "SELECT assistant_job_id, doc FROM assistant_jobs WHERE claimable_us <= ?"
+                    f"{kind_sql} ORDER BY claimable_us, assistant_job_id LIMIT ?",
+                    (micros(at), *(kinds or ()), limit)).fetchall()
+                page = self._decoded(AssistantJob, rows)
+                changes = claim(page, self.find)  # the same connection, inside this transaction
+                check_size(self, changes)
+                for rec, expected in changes.updates:
+                    self._update(rec, expected, changes)
+                self._insert_all([*changes.creates, *changes.events], changes)
+                db.execute("COMMIT")
+            except _Clash as clash:
+                db.execute("ROLLBACK")
+                raise ConflictError(clash.ids[0], "it exists already") from clash.__cause__
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return page
 
     def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
         with self._lock, self._driver():

@@ -217,3 +217,24 @@ def test_worker_run_refuses_bad_handlers_in_one_line(tmp_path: Path, content_dir
                          ("job_handlers:count", "mapping")):
         r = dataops(url, content_dir, "worker", "run", "--handlers", spec, "--until-idle")
         assert r.returncode == 2 and needle in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_threads_of_one_worker_share_its_pool_without_stalling(url: str, content_dir: Path) -> None:
+    """A claim takes one pooled connection (on PostgreSQL its reads go through the claim's own
+    transaction), so threads on a pool as small as one never wait for each other's second
+    connection; every job is done once."""
+    from runtime.model import parse_instant
+    from runtime.wiring import open_services
+
+    small = url + ("&pool_size=1" if url.startswith("postgres") else "")
+    ids = seed(url, content_dir, 40)
+    rt = Runtime(open_services(small, content_dir, clock=FixedClock(parse_instant(NOW, "now")),
+                               actor="worker"))
+    try:
+        report = run(rt, {"count": lambda ctx: {"ok": True}}, concurrency=4, until_idle=True,
+                     install_signals=False)
+        assert (report.succeeded, report.failed, report.lost) == (40, 0, 0)
+        jobs = [rt.job(i) for i in ids]
+        assert {j.status for j in jobs} == {"succeeded"} and {j.attempts for j in jobs} == {1}
+    finally:
+        rt.close()
