@@ -26,7 +26,6 @@ from runtime.machines import Context, machine
 from runtime.model import (
     Artifact,
     AssistantJob,
-    AssistantJobSpec,
     AssistantJobStatus,
     Bundle,
     BundleStatus,
@@ -67,18 +66,16 @@ def _new(task: Task, *, job_id: str, kind: str, inputs: dict[str, Any], trigger:
         max_attempts=max_attempts, claimable_at=now)
 
 
-def definition_jobs(task: Task, on: str, now: datetime) -> list[tuple[int, AssistantJobSpec,
-                                                                       AssistantJob]]:
+def definition_jobs(task: Task, on: str, now: datetime) -> list[AssistantJob]:
     """The jobs ``task``'s definition asks for ``on`` create or start."""
-    return [(i, spec, _new(task, job_id=job_id_for(task.task_id, i, spec.kind), kind=spec.kind,
-                           inputs=dict(spec.input), trigger=on, max_attempts=spec.max_attempts,
-                           now=now))
+    return [_new(task, job_id=job_id_for(task.task_id, i, spec.kind), kind=spec.kind,
+                 inputs=dict(spec.input), trigger=on, max_attempts=spec.max_attempts, now=now)
             for i, spec in enumerate(task.assistant_jobs) if spec.on == on]
 
 
 def add_definition_jobs(uow: UnitOfWork, task: Task, on: str, *, check_existing: bool) -> None:
     """Enqueue ``task``'s ``on`` jobs in ``uow`` (skipping those that exist, when asked)."""
-    for _, _, job in definition_jobs(task, on, uow.now):
+    for job in definition_jobs(task, on, uow.now):
         if check_existing and uow.store.find(AssistantJob, job.assistant_job_id) is not None:
             continue
         uow.create(job, f"job {job.assistant_job_id} ({job.kind}) queued for task "
@@ -89,9 +86,7 @@ def cancel_open_jobs(uow: UnitOfWork, task_id: str, why: str) -> None:
     """Cancel, in ``uow``, every queued or running job of the task (its task was closed)."""
     for job in jobs_of(uow.store, task_id):
         if job.status in OPEN:
-            _fire(uow, job, "cancel", {"claimable_at": None, "lease_expires_at": None,
-                                       "finished_at": uow.now, "worker": None},
-                  f"job {job.assistant_job_id} cancelled: {why}")
+            _fire(uow, job, "cancel", _over(uow), f"job {job.assistant_job_id} cancelled: {why}")
 
 
 def jobs_of(store: Any, task_id: str) -> list[AssistantJob]:
@@ -111,6 +106,13 @@ def _fire(uow: UnitOfWork, job: AssistantJob, trigger: str, fields: dict[str, An
     state = machine("assistant_job").fire(job.status, trigger, ctx, job.assistant_job_id)
     return uow.update(job, {"status": AssistantJobStatus(state), **fields}, summary,
                       action=trigger)
+
+
+def _over(uow: UnitOfWork, **fields: Any) -> dict[str, Any]:
+    """The fields of a job that ends unsucceeded (cancelled, failed): out of the claim index,
+    no lease, no holder."""
+    return {"claimable_at": None, "lease_expires_at": None, "finished_at": uow.now,
+            "worker": None, **fields}
 
 
 def _failure(uow: UnitOfWork, job: AssistantJob, why: str) -> None:
@@ -199,9 +201,7 @@ def _claim_changes(svc: Services, jobs: list[AssistantJob], worker: str, lease: 
     bundle = find(Bundle, job.bundle_id)
     if task is None or not task.status.is_open or bundle is None \
             or bundle.status == BundleStatus.CANCELLED:
-        _fire(uow, job, "cancel", {"claimable_at": None, "lease_expires_at": None,
-                                   "finished_at": uow.now, "worker": None},
-              f"job {job.assistant_job_id} cancelled: its task is "
+        _fire(uow, job, "cancel", _over(uow), f"job {job.assistant_job_id} cancelled: its task is "
               f"{task.status if task else 'gone'}")
         return uow.changes
     if bundle.status == BundleStatus.CREATING:
@@ -209,16 +209,14 @@ def _claim_changes(svc: Services, jobs: list[AssistantJob], worker: str, lease: 
     if job.attempts >= job.max_attempts:  # its last lease ran out
         why = (f"{job.attempts} attempts, the last lease (held by {job.worker}) ran out "
                "without an answer")
-        _fire(uow, job, "fail", {"claimable_at": None, "lease_expires_at": None,
-                                 "finished_at": uow.now, "error": why, "worker": None},
-              f"job {job.assistant_job_id} failed: {why}")
+        _fire(uow, job, "fail", _over(uow, error=why), f"job {job.assistant_job_id} failed: {why}")
         _failure(uow, job, why)
         return uow.changes
     came_back = job.status == AssistantJobStatus.RUNNING
     until = uow.now + lease
     new = _fire(uow, job, "claim", {
         "attempts": job.attempts + 1, "worker": worker, "lease_expires_at": until,
-        "claimable_at": until, "started_at": uow.now, "error": job.error},
+        "claimable_at": until, "started_at": uow.now},
         f"job {job.assistant_job_id} ({job.kind}) claimed by {worker}, attempt "
         f"{job.attempts + 1} of {job.max_attempts}"
         + (f" (the lease of {job.worker} ran out)" if came_back else ""))
@@ -322,9 +320,7 @@ def fail(svc: Services, cmd: FailJob) -> AssistantJob:
                         f"job {job_id} attempt {job.attempts} failed ({error}); retried from "
                         f"{at.isoformat()}")
         else:
-            new = _fire(uow, job, "fail", {"error": error, "worker": None,
-                                           "lease_expires_at": None, "claimable_at": None,
-                                           "finished_at": uow.now},
+            new = _fire(uow, job, "fail", _over(uow, error=error),
                         f"job {job_id} failed after {job.attempts} attempts: {error}")
             _failure(uow, job, f"{job.attempts} attempts; the last: {error}")
         uow.commit()
@@ -340,9 +336,7 @@ def cancel(svc: Services, cmd: CancelJob) -> AssistantJob:
     def attempt() -> AssistantJob:
         uow = UnitOfWork(svc)
         job = uow.get(AssistantJob, job_id)
-        new = _fire(uow, job, "cancel", {"claimable_at": None, "lease_expires_at": None,
-                                         "finished_at": uow.now, "worker": None},
-                    f"job {job_id} cancelled by {uow.actor}")
+        new = _fire(uow, job, "cancel", _over(uow), f"job {job_id} cancelled by {uow.actor}")
         uow.commit()
         return new
 

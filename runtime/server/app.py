@@ -142,12 +142,12 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     ReminderPreviewPage, TemplatePage, Health, Problem]
 
 
-def body_model(cmd: type[c.Command], *path: str) -> type[BaseModel]:
+def body_model(cmd: type[c.Command], *path: str, **given: Any) -> type[BaseModel]:
     """A request body of ``cmd``'s own fields (validators included), less those the path
-    gives and the version (which ``If-Match`` gives). Unknown fields, an ``actor`` among them,
-    are refused."""
-    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in cmd.model_fields.items()
-                              if n not in (*path, "expected_version")}
+    gives and the version (which ``If-Match`` gives); ``given`` adds or replaces fields
+    (``name=(type, default)``). Unknown fields, an ``actor`` among them, are refused."""
+    fields: dict[str, Any] = {**given, **{n: (f.annotation, f) for n, f in cmd.model_fields.items()
+                                         if n not in (*path, "expected_version", *given)}}
     return create_model(f"{cmd.__name__}Body", __config__=ConfigDict(
         extra="forbid", str_strip_whitespace=True), **fields)
 
@@ -473,16 +473,12 @@ def create_app(svc: Services, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         return await command(request, caller, lambda who: _job(
             engine.handle(who, c.build(c.EnqueueJob, **fields)), 201))
 
-    claim_fields: dict[str, Any] = {n: (f.annotation, f) for n, f in
-                                    c.ClaimJob.model_fields.items() if n != "worker"}
-    claim_fields["worker"] = (str | None, None)  # default: the token's actor
-    claim_body: Any = create_model("ClaimJobBody", __config__=ConfigDict(
-        extra="forbid", str_strip_whitespace=True), **claim_fields)
+    claim_body: Any = body_model(c.ClaimJob, worker=(str | None, None))  # default: the actor
 
     @app.post("/v1/jobs/claim", response_model=AssistantJob, tags=["jobs"],
               responses={200: {"headers": ETAG, "description": "the job, now held"},
                          204: {"description": "no job to claim"}, **WRITE})
-    async def claim_job(request: Request, body: claim_body = None,  # type: ignore[assignment]
+    async def claim_job(request: Request, body: claim_body = None,
                         caller: Caller = operator) -> Response:
         fields = body.model_dump() if body is not None else {}
 
@@ -641,12 +637,8 @@ def _proof_body() -> Any:
 
     variants = []
     for kind, cmd in PROOF_COMMANDS.items():
-        fields: dict[str, Any] = {n: (f.annotation, f) for n, f in cmd.model_fields.items()
-                                  if n not in ("task_id", "expected_version")}
         tag: Any = Literal[kind]
-        variants.append(create_model(
-            f"{cmd.__name__}Body", __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
-            kind=(tag, Field()), **fields))
+        variants.append(body_model(cmd, "task_id", kind=(tag, Field())))
     return Annotated[Union[tuple(variants)], Field(discriminator="kind")]  # noqa: UP007
 
 

@@ -26,12 +26,7 @@ async def read_upload(request: Request, limit: int) -> tuple[str, str, bytes]:
     if not ctype.startswith("multipart/form-data"):
         raise InputError("artifacts: send the file as multipart/form-data in a part named "
                          f"'file' (got content type {ctype or 'none'!r})")
-    try:
-        form = await request.form(max_files=1, max_fields=8)
-    except (TooLarge, HTTPException):  # the app's body limit
-        raise
-    except Exception as e:  # the parser's own errors (a malformed body, too many parts)
-        raise InputError(f"artifacts: the multipart body cannot be read ({e})") from None
+    form = await _form(request, "artifacts")
     try:
         part = form.get("file")
         if not isinstance(part, UploadFile):
@@ -59,12 +54,7 @@ async def read_completion(request: Request, limit: int) -> tuple[dict[str, Any],
     data: bytes | None = None
     name = declared = None
     if ctype.startswith("multipart/form-data"):
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except (TooLarge, HTTPException):
-            raise
-        except Exception as e:
-            raise InputError(f"complete: the multipart body cannot be read ({e})") from None
+        form = await _form(request, "complete")
         try:
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
@@ -105,6 +95,18 @@ async def read_completion(request: Request, limit: int) -> tuple[dict[str, Any],
                                        sort_keys=True, default=str).encode())
     digest.update(data or b"")
     return fields, digest.hexdigest()
+
+
+async def _form(request: Request, what: str) -> Any:
+    """The parsed multipart form (one file at most).
+
+    :raises InputError: the parser's own errors (a malformed body, too many parts)."""
+    try:
+        return await request.form(max_files=1, max_fields=8)
+    except (TooLarge, HTTPException):  # the app's body limit
+        raise
+    except Exception as e:
+        raise InputError(f"{what}: the multipart body cannot be read ({e})") from None
 
 
 async def _bounded(part: UploadFile, limit: int) -> bytes:

@@ -79,6 +79,15 @@ def path_from_url(url: str) -> tuple[str, dict[str, str]]:
     return path, options
 
 
+def _jobs_sql(at: datetime, kinds: Sequence[str] | None,
+              limit: int) -> tuple[str, tuple[object, ...]]:
+    """The claimable jobs of ``kinds`` (None: any) at ``at``, oldest first (the claim index)."""
+    kind_sql = f" AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""
+    return ("SELECT assistant_job_id, doc FROM assistant_jobs WHERE claimable_us <= ?"
+            f"{kind_sql} ORDER BY claimable_us, assistant_job_id LIMIT ?",
+            (micros(at), *(kinds or ()), limit))
+
+
 def _on_read_only_fs(path: Path) -> bool:
     """Whether the file is whole on a file system mounted read-only: SQLite cannot open a WAL
     database there unless its -shm file happens to exist; opened immutable it can, and a write
@@ -337,12 +346,7 @@ class SqliteStore:
 
     def claimable_jobs(self, at: datetime, kinds: Sequence[str] | None,
                        limit: int) -> list[AssistantJob]:
-        kind_sql = f" AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""
-        rows = self._all(
-            "SELECT assistant_job_id, doc FROM assistant_jobs WHERE claimable_us <= ?"
-            f"{kind_sql} ORDER BY claimable_us, assistant_job_id LIMIT ?",
-            (micros(at), *(kinds or ()), limit))
-        return self._decoded(AssistantJob, rows)
+        return self._decoded(AssistantJob, self._all(*_jobs_sql(at, kinds, limit)))
 
     def claim_jobs(self, at: datetime, kinds: Sequence[str] | None, limit: int,
                    claim: Callable[[list[AssistantJob], Callable[[type[Any], str], Any]], Changes],
@@ -350,29 +354,15 @@ class SqliteStore:
         """Read up to ``limit`` claimable jobs and write what ``claim`` says for them inside one
         ``BEGIN IMMEDIATE`` transaction (SQLite's one writer), so workers never lose a claim to
         each other: the next one reads after this one committed."""
-        kind_sql = f" AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""
-        with self._lock, self._driver():
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = db.execute(
-                    "SELECT assistant_job_id, doc FROM assistant_jobs WHERE claimable_us <= ?"
-                    f"{kind_sql} ORDER BY claimable_us, assistant_job_id LIMIT ?",
-                    (micros(at), *(kinds or ()), limit)).fetchall()
-                page = self._decoded(AssistantJob, rows)
-                changes = claim(page, self.find)  # the same connection, inside this transaction
-                check_size(self, changes)
-                for rec, expected in changes.updates:
-                    self._update(rec, expected, changes)
-                self._insert_all([*changes.creates, *changes.events], changes)
-                db.execute("COMMIT")
-            except _Clash as clash:
-                db.execute("ROLLBACK")
-                raise ConflictError(clash.ids[0], "it exists already") from clash.__cause__
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        page: list[AssistantJob] = []
+
+        def inside() -> Iterator[Changes]:  # run by import_atomically, in its transaction
+            page[:] = self._decoded(AssistantJob, self._all(*_jobs_sql(at, kinds, limit)))
+            changes = claim(page, self.find)  # reads on this connection, in this transaction
+            check_size(self, changes)
+            yield changes
+
+        self.import_atomically(inside())
         return page
 
     def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
@@ -388,8 +378,9 @@ class SqliteStore:
         self.import_atomically([changes])
 
     def import_atomically(self, batches: Iterable[Changes]) -> None:
-        """Write every batch in one ``BEGIN IMMEDIATE`` transaction (one command's changes, or
-        an import's batches): all of them or, if anything fails or the process dies, none.
+        """Write every batch in one ``BEGIN IMMEDIATE`` transaction (one command's changes, an
+        import's batches, or a claim's, read and decided inside it): all of them or, if
+        anything fails or the process dies, none.
         Per batch the version-conditional updates first (a lost race names the record), then
         the inserts."""
         with self._lock, self._driver():
