@@ -101,3 +101,13 @@ def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
                 "task", "show", BOOK_GUEST], empty, env).stdout
     assert out.startswith(f"task        {BOOK_GUEST}  (done)"), out
     assert "proof       artifact: release-form.pdf" in out
+
+    # the HTTP API and the worker loop come with the wheel: their modules and the served app
+    code = ("import runtime.server.app as a, runtime.worker as w; print(a.__file__); "
+            "print(w.__file__); app = a.create_app(__import__('runtime.wiring', fromlist=['x'])"
+            f".open_services('memory://', {str(CONTENT)!r})); print(len(app.openapi()['paths']))")
+    server_file, worker_file, paths = _run([venv / "bin" / "python", "-c", code], empty,
+                                           env).stdout.splitlines()
+    assert Path(server_file) == purelib / "runtime" / "server" / "app.py"
+    assert Path(worker_file) == purelib / "runtime" / "worker.py"
+    assert int(paths) >= 25
