@@ -1,4 +1,5 @@
-"""Load and validate content/: workflow definitions and the document registry.
+"""Load and validate content/: workflow definitions, the document registry and the people
+directory.
 
 Each file is loaded on its own: a broken file (bad YAML, an unknown key, an unknown doc or step, a
 bad cron, an ID that another file also claims, ...) is kept in :attr:`Content.broken` with every
@@ -39,11 +40,12 @@ from runtime.model import (
     UrlProof,
     WorkflowDefinition,
 )
+from runtime.model.people import DigestDelivery, Directory, Group, PeopleFile, Person
 
 _MODELS: tuple[type[BaseModel], ...] = (
     WorkflowDefinition, TaskDefinition, Phase, Reference, BundleLinkSpec, ManualTrigger,
     ScheduleTrigger, ReminderPolicy, BusinessCalendar, UrlProof, ArtifactProof, CommentProof,
-    ExternalStatusProof, Document, DocStep,
+    ExternalStatusProof, Document, DocStep, PeopleFile, Person, Group, DigestDelivery,
 )
 KNOWN_KEYS = sorted(
     {name for m in _MODELS for name in m.model_fields}
@@ -70,6 +72,8 @@ class Content:
     sources: dict[str, Path] = field(default_factory=dict)
     broken: dict[Path, list[str]] = field(default_factory=dict)
     broken_templates: dict[str, list[Path]] = field(default_factory=dict)
+    directory: Directory = field(default_factory=Directory)
+    people_sources: dict[str, Path] = field(default_factory=dict)
 
     def workflow(self, template_id: str) -> WorkflowDefinition:
         """The good definition ``template_id``.
@@ -315,6 +319,8 @@ def _load_file(path: Path, model: type[BaseModel], id_field: str) -> _File:
     file = _File(path, lines, problems)
     if not problems:
         file.model = _validate(model, data, path, lines, problems)
+    if not id_field:  # a file of many entries (people/): no one ID names the file
+        return file
     if isinstance(data, dict):
         for key in (id_field, to_camel(id_field)):
             value = data.get(key)
@@ -386,6 +392,7 @@ def load_content(root: str | Path) -> Content:
     content = Content(root=root)
     broken_docs = _load_documents(content)
     _load_workflows(content, broken_docs)
+    _load_people(content)
     return content
 
 
@@ -419,6 +426,72 @@ def _load_workflows(content: Content, broken_docs: dict[str, list[Path]]) -> Non
     for f in good:
         content.workflows[f.model.template_id] = f.model
         content.sources[f.model.template_id] = f.path
+
+
+def _load_people(content: Content) -> None:
+    """Load content/people/ into ``content.directory``. A file with a problem (bad YAML, an
+    unknown key, an invalid zone or email, an ID given twice, a manager or member who does not
+    exist) contributes nobody; its problems name the file, line and field."""
+    paths = sorted((content.root / "people").glob("*.y*ml"))
+    files = [_load_file(path, PeopleFile, "") for path in paths]
+    seen: dict[str, list[tuple[_File, Path_]]] = {}  # person and group IDs share one namespace
+    for f in files:
+        if f.model is None:
+            continue
+        for section, key, entries in (("people", "person_id", f.model.people),
+                                      ("groups", "group_id", f.model.groups)):
+            for i, entry in enumerate(entries):
+                seen.setdefault(getattr(entry, key), []).append((f, (section, i, key)))
+    for value, claims in seen.items():
+        for n, (f, path) in enumerate(claims if len(claims) > 1 else []):
+            others = ", ".join(_where(o.path, o.lines, p) for m, (o, p) in enumerate(claims) if m != n)
+            f.problems.append(f"{_where(f.path, f.lines, path)}: {_dotted(path)}: {value!r} is also "
+                              f"defined at {others}; person and group IDs must be unique")
+    parsed = [f.model for f in files if f.model is not None]
+    people = {p.person_id for m in parsed for p in m.people}
+    for f in files:
+        if f.model is None:
+            continue
+        for i, person in enumerate(f.model.people):
+            if person.manager is not None and person.manager not in people:
+                f.problems.append(f"{_where(f.path, f.lines, ('people', i, 'manager'))}: "
+                                  f"people[{i}].manager: {person.manager!r} is not a person in "
+                                  f"{content.root / 'people'}; name a person_id")
+            if person.manager == person.person_id:
+                f.problems.append(f"{_where(f.path, f.lines, ('people', i, 'manager'))}: "
+                                  f"people[{i}].manager: {person.person_id!r} cannot be their own manager")
+        for i, group in enumerate(f.model.groups):
+            for j, member in enumerate(group.members):
+                if member not in people:
+                    path = ("groups", i, "members", j)
+                    f.problems.append(f"{_where(f.path, f.lines, path)}: {_dotted(path)}: "
+                                      f"{member!r} is not a person in {content.root / 'people'}; "
+                                      "members name person_ids")
+    good, _ = _sort_out(files, content)
+    for f in good:
+        for person in f.model.people:
+            content.directory.people[person.person_id] = person
+            content.people_sources[person.person_id] = f.path
+        for group in f.model.groups:
+            content.directory.groups[group.group_id] = group
+            content.people_sources[group.group_id] = f.path
+
+
+def unresolved_assignees(content: Content) -> list[str]:
+    """A warning for each assignee or owner of a definition that names no person or group of
+    the directory (its reminders go to operators); none when there is no directory."""
+    if not content.directory:
+        return []
+    out = []
+    for template_id, wf in content.workflows.items():
+        names = [("owner", wf.owner or wf.default_assignee)]
+        names += [(f"tasks[{i}].assignee", t.assignee or wf.default_assignee)
+                  for i, t in enumerate(wf.tasks)]
+        for where, name in names:
+            if name and not content.directory.resolve(name):
+                out.append(f"{content.sources[template_id]}: {where}: {name!r} is no person or "
+                           f"group in {content.root / 'people'}; its reminders go to operators")
+    return out
 
 
 def _check_steps(doc: Document, file: Path, lines: dict[Path_, int]) -> list[str]:

@@ -32,6 +32,7 @@ from runtime.model import (
     AssistantJob,
     AuditEvent,
     Bundle,
+    Digest,
     Record,
     Reminder,
     Seal,
@@ -45,11 +46,12 @@ if TYPE_CHECKING:
     from runtime.artifacts import ArtifactStore
 
 FORMAT = "dataops-export"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """2: per-entity audit chains (records carry audit_seq/audit_hash, events state_hash).
-3: API tokens (``api_tokens.jsonl``). A version-2 export still validates and imports: it has no
-tokens."""
-READS = frozenset({2, FORMAT_VERSION})
+3: API tokens (``api_tokens.jsonl``). 4: digests (``digests.jsonl``) and the reminders'
+``recipients`` (who each was sent to). An older export still validates and imports: it has no
+tokens, digests or recipients."""
+READS = frozenset({2, 3, FORMAT_VERSION})
 IMPORT_BATCH = 500
 STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
 
@@ -73,6 +75,7 @@ ENTITIES = [
     EntitySpec("reminder", "reminders.jsonl", Reminder, "reminder_id"),
     # only the sha256 of each token's secret: an export grants no access
     EntitySpec("api_token", "api_tokens.jsonl", ApiToken, "token_id", since=3),
+    EntitySpec("digest", "digests.jsonl", Digest, "digest_id", since=4),
     EntitySpec("audit_event", "audit_events.jsonl", AuditEvent, "event_id"),
     # seals name chain heads as they were, so they may name an entity removed since
     EntitySpec("seal", "seals.jsonl", Seal, "seal_id"),

@@ -35,6 +35,8 @@ def payload_of(reminder: Reminder) -> dict[str, Any]:
     body = reminder.to_json()
     for internal in ("deliver_after", "version", "last_error", "audit_seq", "audit_hash"):
         body.pop(internal, None)
+    body.pop("digest_after", None)
+    body["recipients"] = [r.person_id for r in reminder.recipients]
     body["idempotency_key"] = reminder.reminder_id
     return body
 
@@ -156,76 +158,21 @@ class WebhookSink:
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.target, timeout_s = _timeout_of(url, timeout_s)
-        parsed = urlparse(self.target)
-        if parsed.scheme == "http" and parsed.hostname not in {"localhost", "127.0.0.1", "::1"}:
-            raise InputError(f"sink {url!r}: plain http is only allowed for localhost; use https://")
-        if not parsed.hostname:
-            raise InputError(f"sink {url!r} names no host; write https://host/path")
-        try:
-            parsed.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise InputError(f"sink {url!r}: the port is not a number") from None
+        check_http_target(self.target, "sink")
         secret = secret if secret is not None else os.environ.get("DATAOPS_WEBHOOK_SECRET")
         if not secret:
             raise InputError(f"sink {url!r}: set DATAOPS_WEBHOOK_SECRET to the webhook's signing secret")
         self.url, self.secret, self.timeout_s, self.wall_clock = url, secret, timeout_s, wall_clock
 
-    def _connection(self) -> Any:
-        import http.client
-
-        parsed = urlparse(self.target)
-        if parsed.scheme == "https":
-            return http.client.HTTPSConnection(parsed.hostname or "", parsed.port,
-                                               timeout=self.timeout_s)
-        return http.client.HTTPConnection(parsed.hostname or "", parsed.port,
-                                          timeout=self.timeout_s)
-
     def deliver(self, payload: dict[str, Any]) -> None:
-        import http.client
-        import socket
-
         body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
         timestamp = str(int(self.wall_clock()))
-        parsed = urlparse(self.target)
-        path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
         headers = {
-            "Content-Type": "application/json",
             "Idempotency-Key": payload["idempotency_key"],
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self.secret, timestamp, body),
-            "User-Agent": "dataops-runtime",
         }
-        conn = self._connection()
-        expired = threading.Event()
-
-        def cut() -> None:  # the deadline: wake whatever read or write is blocked on the socket
-            expired.set()
-            sock = conn.sock  # once: the delivering thread may close it (None) meanwhile
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        deadline = threading.Timer(self.timeout_s, cut)
-        deadline.daemon = True
-        deadline.start()
-        try:
-            conn.connect()  # bounded by the socket timeout; the deadline may pass meanwhile
-            if expired.is_set():
-                raise TimeoutError
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            deadline.cancel()
-            if expired.is_set():  # cut mid-answer: http.client may take a cut header for the end
-                raise TimeoutError
-            status, location = response.status, response.getheader("Location")
-        except (OSError, http.client.HTTPException) as e:
-            if expired.is_set() or isinstance(e, TimeoutError):
-                raise DeliveryError(f"{self.url}: timed out (no whole answer within "
-                                    f"{self.timeout_s:g} s)") from e
-            raise DeliveryError(f"{self.url}: {e or type(e).__name__}") from e
-        finally:
-            deadline.cancel()
-            conn.close()
+        status, location = post_json(self.target, body, headers, self.timeout_s, self.url)
         if 300 <= status < 400:
             raise DeliveryError(f"{self.url}: HTTP {status} redirect to {location!r} "
                                 "not followed (only a 2xx is a delivery)")
@@ -234,6 +181,85 @@ class WebhookSink:
 
     def close(self) -> None:
         pass
+
+
+class Deadline:
+    """A bound on a whole exchange over a socket, not on each operation: when ``seconds``
+    pass, the socket ``sock()`` gives is shut down, which wakes whatever read or write is
+    blocked on it. ``expired`` tells the caller that an error it got was the cut."""
+
+    def __init__(self, seconds: float, sock: Callable[[], Any]) -> None:
+        self.expired = threading.Event()
+        self._sock = sock
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        import socket
+
+        self.expired.set()
+        sock = self._sock()  # once: the delivering thread may close it (None) meanwhile
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def check_http_target(url: str, what: str) -> None:
+    """:raises InputError: ``url`` has no host, a port that is not a number, or is plain http
+    to a host other than localhost."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        raise InputError(f"{what} {url!r}: write an https:// URL")
+    if parsed.scheme == "http" and parsed.hostname not in {"localhost", "127.0.0.1", "::1"}:
+        raise InputError(f"{what} {url!r}: plain http is only allowed for localhost; use https://")
+    if not parsed.hostname:
+        raise InputError(f"{what} {url!r} names no host; write https://host/path")
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise InputError(f"{what} {url!r}: the port is not a number") from None
+
+
+def post_json(target: str, body: bytes, headers: dict[str, str], timeout_s: float,
+              label: str) -> tuple[int, str | None]:
+    """POST ``body`` (JSON) to ``target`` within ``timeout_s`` for the whole exchange (connect,
+    send, the answer's status line and headers); never follows a redirect, uses no proxy.
+    Returns the status and the Location header.
+
+    :raises DeliveryError: no whole answer (a transport error or the deadline); ``label``
+        names the receiver in the message."""
+    import http.client
+
+    parsed = urlparse(target)
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    cls = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parsed.hostname or "", parsed.port, timeout=timeout_s)
+    try:
+        with Deadline(timeout_s, lambda: conn.sock) as deadline:
+            try:
+                conn.connect()  # bounded by the socket timeout; the deadline may pass meanwhile
+                if deadline.expired.is_set():
+                    raise TimeoutError
+                conn.request("POST", path, body=body, headers={
+                    "Content-Type": "application/json", "User-Agent": "dataops-runtime", **headers})
+                response = conn.getresponse()
+                if deadline.expired.is_set():  # cut mid-answer: a cut header may look whole
+                    raise TimeoutError
+                return response.status, response.getheader("Location")
+            except (OSError, http.client.HTTPException) as e:
+                if deadline.expired.is_set() or isinstance(e, TimeoutError):
+                    raise DeliveryError(f"{label}: timed out (no whole answer within "
+                                        f"{timeout_s:g} s)") from e
+                raise DeliveryError(f"{label}: {e or type(e).__name__}") from e
+    finally:
+        conn.close()
 
 
 class AwsSink:
@@ -271,10 +297,15 @@ class AwsSink:
         pass
 
 
-def open_sink(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sink:
-    """A sink from its URL: log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL;
-    ``timeout_s`` is a webhook's timeout unless its URL says ``?timeout=SECONDS``."""
+def open_sink(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    """A sink from its URL: log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL, or a
+    channel to people (smtp://HOST:PORT, chat://: :mod:`runtime.channels`); ``timeout_s`` is a
+    webhook's or channel's timeout unless its URL says ``?timeout=SECONDS``."""
     scheme = url.split(":", 1)[0].lower()
+    if scheme in ("smtp", "chat"):
+        from runtime.channels import open_channel
+
+        return open_channel(url, timeout_s)
     if scheme == "log":
         return LogSink()
     if scheme == "file":
@@ -283,8 +314,9 @@ def open_sink(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sink:
         return WebhookSink(url, timeout_s=timeout_s)
     if scheme in ("sns", "sqs"):
         return AwsSink(url)
-    raise InputError(f"sink {url!r}: use log://, file:///path.jsonl, https://..., sns://ARN or sqs://URL")
+    raise InputError(f"sink {url!r}: use log://, file:///path.jsonl, https://..., sns://ARN, "
+                     "sqs://URL, smtp://HOST:PORT or chat://")
 
 
-def open_sinks(urls: Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Sink]:
+def open_sinks(urls: Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Any]:
     return [open_sink(u, timeout_s) for u in (urls or ["log://"])]

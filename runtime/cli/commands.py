@@ -34,9 +34,15 @@ def cmd_validate(ctx: Ctx) -> int:
     content.check()
     specs = [load_spec(p) for p in spec_files()]  # fails naming a spec the engine needs
     _warn_silent_schedules(ctx, content)
+    from runtime.content import unresolved_assignees
+
+    for warning in unresolved_assignees(content):
+        render.warn(warning)
+    people = (f", {len(content.directory.people)} people" if content.directory
+              else "; no people directory (content/people): reminders reach the sinks only")
     render.out(
-        f"ok: {len(content.workflows)} workflow definitions, {len(content.documents)} documents "
-        f"in {ctx.content_dir}; {len(specs)} machine specs in {specs_dir()}"
+        f"ok: {len(content.workflows)} workflow definitions, {len(content.documents)} documents"
+        f"{people} in {ctx.content_dir}; {len(specs)} machine specs in {specs_dir()}"
     )
     return OK
 

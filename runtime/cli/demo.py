@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,85 @@ def _remind(svc: Any, clock: Any) -> None:
          f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); previewing records nothing")
     sink_path = Path("dataops-demo-reminders.jsonl").resolve()
     sink_path.unlink(missing_ok=True)
-    report = sweep(svc, [FileSink(f"file://{sink_path}")])
+    mailbox = DemoMailbox(Path("dataops-demo-mail.mbox").resolve())
+    report = sweep(svc, [FileSink(f"file://{sink_path}"), mailbox])
     _say(f"sweep: {report.line()}")
-    second = sweep(svc, [FileSink(f"file://{sink_path}")])
+    second = sweep(svc, [FileSink(f"file://{sink_path}"), mailbox])
     _say(f"sweep again at the same instant: recorded {len(second.recorded)}, delivered "
          f"{len(second.delivered)} (exactly once)")
     _say(f"delivered payloads are in {sink_path}")
+    _who_received_what(svc, clock, mailbox, sink_path)
+
+
+class DemoMailbox:
+    """The demo's email channel: the real messages (text and HTML parts, the headers smtp://
+    sends), appended to an mbox file instead of handed to an SMTP server, so the demo needs
+    no mail server. `scheduler run --sink smtp://HOST:PORT` sends the same messages."""
+
+    channel = "email"
+    url = "demo-mbox://"
+    timeout_s = 10.0
+
+    def __init__(self, path: Path) -> None:
+        from runtime.channels import SmtpChannel
+
+        path.unlink(missing_ok=True)
+        self.path = path
+        self._builder = SmtpChannel("smtp://localhost", env={"DATAOPS_SMTP_FROM": "dataops@demo.invalid"})
+        self.sent: list[tuple[str, str]] = []
+        self._lock = threading.Lock()  # deliveries run on a thread pool: one writer at a time
+
+    def address(self, person: Any) -> str | None:
+        return str(person.email) if person.email else None
+
+    def send(self, person: Any, message: Any) -> None:
+        import mailbox
+
+        with self._lock:
+            box = mailbox.mbox(self.path)
+            try:
+                box.add(self._builder.email(person, message))
+                box.flush()
+            finally:
+                box.close()
+            self.sent.append((person.person_id, message.subject))
+
+    def close(self) -> None:
+        pass
+
+
+def _who_received_what(svc: Any, clock: Any, mailbox: DemoMailbox, sink_path: Path) -> None:
+    from collections import Counter
+
+    from runtime.engine.reminders import sweep
+    from runtime.notify import FileSink
+
+    directory = svc.content.directory
+    if not directory:
+        _say("no people directory (content/people): reminders reached the sinks only")
+        return
+    per = Counter(pid for pid, _ in mailbox.sent)
+    _say()
+    _say(f"who received what ({len(mailbox.sent)} emails, in {mailbox.path}):")
+    for pid, n in sorted(per.items()):
+        person = directory.people[pid]
+        first = min(subject for who, subject in mailbox.sent if who == pid)
+        _say(f"  {pid:<7} {person.email:<22} {n:>3} email{'s' if n != 1 else ' '}  e.g. {first}")
+    digest_people = sorted(p.person_id for p in directory.people.values() if p.digest_at)
+    for pid in digest_people:
+        person = directory.people[pid]
+        _say(f"  {pid:<7} {person.email:<22}   0 emails  (takes a digest at "
+             f"{person.digest_at:%H:%M} {person.timezone})")
+    if digest_people:  # the next morning, at the digest time of the first of them
+        from runtime.rules.routing import next_digest_at
+
+        person = directory.people[digest_people[0]]
+        assert person.digest_at is not None
+        clock.set(next_digest_at(clock.now(), person.digest_at, person.timezone))
+        sweep(svc, [FileSink(f"file://{sink_path}"), mailbox])
+        digests = [(pid, s) for pid, s in mailbox.sent if s.startswith("Your digest")]
+        for pid, subject in digests:
+            _say(f"  {pid:<7} at {clock.now().isoformat()}: {subject}")
 
 
 def _summary(svc: Any) -> None:

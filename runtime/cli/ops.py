@@ -14,12 +14,16 @@ OK = 0
 
 
 def cmd_reminders_due(ctx: Ctx) -> int:
-    from runtime.engine.reminders import preview_due
+    from runtime.engine.reminders import preview_due, preview_routed
     from runtime.model import parse_instant
     from runtime.rules.reminders import is_late
 
     svc = ctx.services()
     at = parse_instant(ctx.args.at, "--at") if ctx.args.at else svc.now()
+    if ctx.args.by_recipient:
+        from runtime.cli.people import by_recipient
+
+        return by_recipient(ctx, at, preview_routed(svc, at))
     firings = preview_due(svc, at)
     if ctx.args.json:
         render.emit_json([{"reminder_id": f.reminder_id, "kind": str(f.kind),

@@ -11,6 +11,7 @@ from runtime.cli import api as a
 from runtime.cli import commands as c
 from runtime.cli import jobs as j
 from runtime.cli import ops as o
+from runtime.cli import people as pe
 
 EXIT_INPUT = 2
 
@@ -132,15 +133,21 @@ def _tasks(sub: Any) -> None:
 
 def _operations(sub: Any) -> None:
     rem = _group(sub, "reminders", "reminders: preview and recorded")
-    _cmd(rem, "due", o.cmd_reminders_due, "preview reminders due at --at (records nothing)"
-         ).add_argument("--at", help="aware ISO-8601 instant (default now)")
+    s = _cmd(rem, "due", o.cmd_reminders_due, "preview reminders due at --at (records nothing)")
+    s.add_argument("--at", help="aware ISO-8601 instant (default now)")
+    s.add_argument("--by-recipient", action="store_true",
+                   help="group them by the person who would receive each (content/people)")
+    ppl = _group(sub, "people", "the people directory (content/people): who reminders reach")
+    _cmd(ppl, "list", pe.cmd_people_list, "every person, with their groups and open tasks")
+    _cmd(ppl, "show", pe.cmd_people_show, "one person and their open tasks").add_argument("person_id")
     _cmd(rem, "list", o.cmd_reminders_list, "recorded reminders with their delivery status",
          paged=True)
     sch = _group(sub, "scheduler", "the reminder daemon")
     s = _cmd(sch, "run", o.cmd_scheduler_run, "sweep reminders and fire schedule triggers", False)
     s.add_argument("--once", action="store_true", help="sweep once and exit")
     s.add_argument("--sink", action="append", default=[], metavar="URL",
-                   help="log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL (repeatable)")
+                   help="log://, file:///path.jsonl, https://..., sns://ARN, sqs://URL, smtp://HOST:PORT, "
+                        "chat:// (repeatable)")
     s.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps")
     s.add_argument("--delivery-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="deadline of one whole webhook delivery (a sink URL's ?timeout= "

@@ -34,7 +34,7 @@ from runtime.model import (
 )
 from runtime.model.commands import CancelBundle, CreateBundle, LinkBundle
 from runtime.rules.calendar import Holidays, due_date
-from runtime.rules.reminders import Firing, reminder_of
+from runtime.rules.reminders import Firing
 
 # ---- instantiation ---------------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ def _add_all(uow: UnitOfWork, bundle: Bundle, tasks: list[Task], extra: Sequence
     for task in stamped:
         add_definition_jobs(uow, task, "create", check_existing=False)
     for firing in extra:
-        uow.create(reminder_of(firing, uow.now), firing.summary, action="record")
+        uow.record(firing, bundle=created)
     return BundleView(created, stamped, created=True)
 
 
@@ -184,7 +184,7 @@ def _publish(svc: Services, planned: Bundle, extra: Sequence[Firing]) -> BundleV
                      f"published bundle {stored.bundle_id}: {len(tasks)} tasks",
                      action="publish")
     for firing in extra:
-        uow.create(reminder_of(firing, uow.now), firing.summary, action="record")
+        uow.record(firing, bundle=new)
     uow.commit()
     return BundleView(new, tasks, created=True)
 
@@ -222,7 +222,7 @@ def settle(uow: UnitOfWork, bundle: Bundle, *, delta: dict[str, int] | None = No
             f"bundle {bundle.bundle_id} moved from stage {bundle.stage or 'none'} "
             f"to {stage or 'none (no open tasks)'}", discriminator=f"v{bundle.version + 1}",
         )
-        uow.create(reminder_of(firing, uow.now), firing.summary, action="record")
+        uow.record(firing, bundle=current)
     status = fields.get("status", bundle.status)
     open_now = sum(p.open_tasks for p in current.phases)
     return uow.update(

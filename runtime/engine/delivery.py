@@ -17,16 +17,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Event
 from typing import TYPE_CHECKING, Any
 
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, commit_batched
-from runtime.model import DeliveryStatus, Reminder, ReminderKind
+from runtime.model import DeliveryStatus, Recipient, RecipientStatus, Reminder, ReminderKind
 from runtime.notify import DeliveryError, LogSink, Sink, payload_of
-from runtime.rules.reminders import Firing, reminder_of
+from runtime.rules.reminders import Firing
 from runtime.store import Changes
 
 if TYPE_CHECKING:
@@ -68,25 +68,61 @@ class RetryPolicy:
 NOT_STARTED = "not started: the daemon is stopping"
 
 
-def deliver_pending(svc: Services, sinks: Sequence[Sink], now: datetime, *,
+@dataclass
+class PersonOutcome:
+    """What one delivery attempt did for one recipient: the channels it was sent on, the
+    failed attempts (retried) and the permanent refusals (that recipient fails)."""
+
+    sent: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+
+@dataclass
+class Outcome:
+    """One reminder's delivery attempt: the sinks' errors (None: every sink took it) and, per
+    recipient sent to, a :class:`PersonOutcome`."""
+
+    error: str | None = None
+    people: dict[str, PersonOutcome] = field(default_factory=dict)
+    not_started: bool = False
+
+    @property
+    def retry_error(self) -> str | None:
+        """Everything that failed and is worth another attempt, or None."""
+        errors = [self.error] if self.error else []
+        errors += [f"{pid}: {'; '.join(o.retry)}" for pid, o in self.people.items() if o.retry]
+        return "; ".join(errors) or None
+
+
+def is_channel(sink: Any) -> bool:
+    return hasattr(sink, "channel")
+
+
+def deliver_pending(svc: Services, sinks: Sequence[Any], now: datetime, *,
                     policy: RetryPolicy | None = None, limit: int = 50,
                     report: SweepReport | None = None, stop: Event | None = None) -> SweepReport:
-    """Deliver every pending reminder whose time has come to every sink: lease a page of up to
-    ``limit`` (cut to fit the lease, batched writes), deliver them concurrently, settle the
-    outcomes (batched), repeat until none is left or ``stop`` is set. A daemon that dies
-    mid-page leaves at most one page leased until the lease runs out."""
+    """Deliver every pending reminder whose time has come to every sink and to each of its
+    recipients on every channel (smtp://, chat://): lease a page of up to ``limit`` (cut to fit
+    the lease, batched writes), deliver them concurrently, settle the outcomes (batched),
+    repeat until none is left or ``stop`` is set. A daemon that dies mid-page leaves at most
+    one page leased until the lease runs out."""
     from runtime.engine.reminders import SweepReport
 
     report = report or SweepReport()
     policy = policy or RetryPolicy()
-    limit = policy.page_size(sinks, limit)
+    outlets = [s for s in sinks if not is_channel(s)]
+    channels = [s for s in sinks if is_channel(s)]
+    limit = policy.page_size([*outlets, *channels, *channels], limit)  # ~2 recipients each
     with ThreadPoolExecutor(max_workers=max(1, policy.workers),
                             thread_name_prefix="dataops-delivery") as pool:
         while not (stop and stop.is_set()):
             page, spent, claimed = _claim_page(svc, now, limit, policy)
-            busy = _deliver_page(svc, pool, sinks, spent, claimed, now, policy, report, stop)
-            if len(page) < limit or not busy:
-                break
+            busy, more = _deliver_page(svc, pool, outlets, channels, spent, claimed, now, policy,
+                                       report, stop)
+            if (len(page) < limit and not more) or not busy:
+                break  # (an automation_failure a settlement recorded goes out in this sweep)
     return report
 
 
@@ -131,44 +167,136 @@ def _claim_page(svc: Services, now: datetime, limit: int, policy: RetryPolicy
     return page, spent, [c for c, ok in zip(claims, won, strict=True) if ok]
 
 
-def _deliver_page(svc: Services, pool: ThreadPoolExecutor, sinks: Sequence[Sink],
-                  spent: list[Reminder], claimed: list[Reminder], now: datetime,
-                  policy: RetryPolicy, report: SweepReport, stop: Event | None) -> bool:
-    """Deliver and settle one leased page; False when it held nothing this daemon could take."""
-    errors = _deliver_all(pool, sinks, claimed, stop)
-    outcomes = [_release(svc, c, now) if e == NOT_STARTED else
-                _settle_delivery(svc, c, e, now, policy) for c, e in zip(claimed, errors, strict=True)]
-    outcomes += [_settle_delivery(svc, r, f"{r.attempts} delivery attempts never finished "
-                                  "(did a daemon die while delivering it?)", now, policy)
-                 for r in spent]
-    written = commit_batched(svc, [uow for uow, _, _ in outcomes])
-    for ok, (_, bucket, done) in zip(written, outcomes, strict=True):
+def _deliver_page(svc: Services, pool: ThreadPoolExecutor, outlets: Sequence[Sink],
+                  channels: Sequence[Any], spent: list[Reminder], claimed: list[Reminder],
+                  now: datetime, policy: RetryPolicy, report: SweepReport,
+                  stop: Event | None) -> tuple[bool, bool]:
+    """Deliver and settle one leased page: (whether it held anything this daemon could take,
+    whether settling it recorded new reminders: automation failures, due at once)."""
+    outcomes = _deliver_all(svc, pool, outlets, channels, claimed, stop)
+    units = [_release(svc, c, now) if o.not_started else
+             _settle_delivery(svc, c, o, now, policy) for c, o in zip(claimed, outcomes, strict=True)]
+    units += [_settle_delivery(svc, r, Outcome(f"{r.attempts} delivery attempts never finished "
+                                               "(did a daemon die while delivering it?)"), now, policy)
+              for r in spent]
+    written = commit_batched(svc, [uow for uow, _, _ in units])
+    recorded = False
+    for ok, (uow, bucket, done) in zip(written, units, strict=True):
         if ok and bucket:  # else the lease ran out and another daemon settles it
             getattr(report, bucket).append(done)
-    return bool(claimed or spent)
+            recorded = recorded or any(isinstance(r, Reminder) for r in uow.changes.creates)
+    return bool(claimed or spent), recorded
 
 
-def _deliver_all(pool: ThreadPoolExecutor, sinks: Sequence[Sink], claimed: list[Reminder],
-                 stop: Event | None) -> list[str | None]:
-    """Every claimed reminder to every sink at once (bounded by the pool): per reminder, None or
-    the sinks' errors; NOT_STARTED when ``stop`` was set before any of its deliveries began."""
-    payloads = [payload_of(c) for c in claimed]
-    futures = [[pool.submit(_deliver_one, sink, p, stop) for sink in _sinks_for(sinks, p)]
-               for p in payloads]
-    results: list[str | None] = []
-    for per_sink in futures:
-        errors = [f.result() for f in per_sink]
-        if errors and all(e == NOT_STARTED for e in errors):
-            results.append(NOT_STARTED)
-            continue
-        results.append("; ".join(e for e in errors if e) or None)
-    return results
+def _deliver_all(svc: Services, pool: ThreadPoolExecutor, outlets: Sequence[Sink],
+                 channels: Sequence[Any], claimed: list[Reminder], stop: Event | None
+                 ) -> list[Outcome]:
+    """Every claimed reminder to every sink, and to each recipient not yet sent to on every
+    channel, at once (bounded by the pool). Messages are rendered here, before the sends
+    start (the store is read on this thread only)."""
+    from runtime.engine.messages import Reads
+    from runtime.engine.routing import directory_of
+
+    directory = directory_of(svc) if channels else None
+    reads = Reads(svc)
+    jobs = []
+    for reminder in claimed:
+        payload = payload_of(reminder)
+        sink_futures = [pool.submit(_deliver_one, sink, payload, stop)
+                        for sink in _sinks_for(outlets, payload)]
+        person_futures: dict[str, list[tuple[str, Any]]] = {}
+        skipped: dict[str, str] = {}
+        for rcpt in reminder.recipients:
+            if directory is None or rcpt.delivery != "immediate" or rcpt.status != RecipientStatus.PENDING:
+                continue
+            person = directory.people.get(rcpt.person_id)
+            if person is None:
+                skipped[rcpt.person_id] = "no longer in the people directory"
+                continue
+            todo = [c for c in channels if c.channel not in rcpt.channels]
+            reachable = [c for c in todo if c.address(person)]
+            if todo and not reachable:
+                skipped[rcpt.person_id] = f"no address for {', '.join(c.channel for c in todo)}"
+                continue
+            if reachable:
+                message = _message(svc, reminder, rcpt, reads)
+                if isinstance(message, str):  # it cannot be rendered: retried, then reported
+                    person_futures[rcpt.person_id] = [(c.channel, _done(message)) for c in reachable]
+                    continue
+                person_futures[rcpt.person_id] = [
+                    (c.channel, pool.submit(_send_one, c, person, message, stop)) for c in reachable]
+        jobs.append((sink_futures, person_futures, skipped))
+    return [_outcome(*job) for job in jobs]
+
+
+def _message(svc: Services, reminder: Reminder, rcpt: Recipient, reads: Any) -> Any:
+    """The message of ``reminder`` for ``rcpt``, or why it could not be made (a template or a
+    record that does not render must not stop the other deliveries)."""
+    from runtime.channels import reminder_message
+    from runtime.engine.messages import facts_for
+
+    try:
+        return reminder_message(facts_for(svc, reminder, rcpt, reads))
+    except Exception as e:  # noqa: BLE001 - reported as this recipient's failed attempt
+        return f"could not render the message: {type(e).__name__}: {e}"
+
+
+def _done(result: str) -> Any:
+    from concurrent.futures import Future
+
+    future: Future[str] = Future()
+    future.set_result(result)
+    return future
+
+
+def _outcome(sink_futures: list[Any], person_futures: dict[str, list[tuple[str, Any]]],
+             skipped: dict[str, str]) -> Outcome:
+    errors = [f.result() for f in sink_futures]
+    outcome = Outcome(error="; ".join(e for e in errors if e and e != NOT_STARTED) or None)
+    starts = list(errors)
+    for pid, sends in person_futures.items():
+        person = outcome.people.setdefault(pid, PersonOutcome())
+        for channel, future in sends:
+            result = future.result()
+            starts.append(result if result == NOT_STARTED else None)
+            if result is None:
+                person.sent.append(channel)
+            elif result == NOT_STARTED:
+                person.retry.append(f"{channel}: {NOT_STARTED}")
+            elif isinstance(result, tuple):
+                person.refused.append(result[1])
+            else:
+                person.retry.append(result)
+    for pid, why in skipped.items():
+        outcome.people.setdefault(pid, PersonOutcome()).skipped = why
+    outcome.not_started = bool(starts) and all(e == NOT_STARTED for e in starts)
+    return outcome
+
+
+def _send_one(channel: Any, person: Any, message: Any, stop: Event | None
+              ) -> str | tuple[str, str] | None:
+    """None (sent), an error string (retry), ``("refused", error)`` (permanent), or
+    NOT_STARTED."""
+    from runtime.channels import SendError
+
+    if stop is not None and stop.is_set():
+        return NOT_STARTED
+    try:
+        channel.send(person, message)
+    except SendError as e:
+        return ("refused", str(e)) if e.permanent else str(e)
+    except DeliveryError as e:
+        return str(e)
+    except Exception as e:  # a channel bug must not stop the sweep; it is retried and reported
+        return f"{channel.url}: {type(e).__name__}: {e}"
+    return None
 
 
 def _sinks_for(sinks: Sequence[Sink], payload: dict[str, Any]) -> list[Sink]:
-    """The configured sinks, plus the log for a failure about a failed delivery (a broken sink
-    must not be the only place its own failure goes; the log's outcome does not count)."""
-    if payload["kind"] == ReminderKind.AUTOMATION_FAILURE and payload["entity_type"] == "reminder" \
+    """The configured sinks, plus the log for an automation failure (it always goes to the
+    log: a broken sink must not be the only place its own failure goes; the log's outcome does
+    not count)."""
+    if payload["kind"] == ReminderKind.AUTOMATION_FAILURE \
             and not any(isinstance(s, LogSink) for s in sinks):
         return [*sinks, _AlsoLogged()]
     return list(sinks)
@@ -202,16 +330,50 @@ def _release(svc: Services, claimed: Reminder, now: datetime) -> tuple[UnitOfWor
     return uow, "", done
 
 
-def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: datetime,
+def _recipients_after(claimed: Reminder, outcome: Outcome, now: datetime, final: bool
+                      ) -> tuple[list[Recipient], list[tuple[str, str]]]:
+    """The recipients after an attempt (those still pending fail too when ``final``), and the
+    (person, why) of each one a channel refused for good in it."""
+    out: list[Recipient] = []
+    failed: list[tuple[str, str]] = []
+    for rcpt in claimed.recipients:
+        o = outcome.people.get(rcpt.person_id)
+        if o is None or rcpt.status != RecipientStatus.PENDING:
+            out.append(rcpt)
+            continue
+        fields: dict[str, Any] = {"channels": [*rcpt.channels, *o.sent], "attempts": rcpt.attempts + 1}
+        if o.skipped:
+            fields |= {"status": RecipientStatus.SKIPPED, "error": o.skipped}
+        elif o.refused:
+            fields |= {"status": RecipientStatus.FAILED, "error": "; ".join(o.refused)}
+            failed.append((rcpt.person_id, fields["error"]))
+        elif o.retry:
+            error = "; ".join(o.retry)
+            fields |= {"error": error}
+            if final:  # the reminder's own failure names it
+                fields |= {"status": RecipientStatus.FAILED}
+        else:
+            fields |= {"status": RecipientStatus.SENT, "sent_at": now, "error": None}
+        out.append(rcpt.model_copy(update=fields))
+    return out, failed
+
+
+def _settle_delivery(svc: Services, claimed: Reminder, outcome: Outcome, now: datetime,
                      policy: RetryPolicy) -> tuple[UnitOfWork, str, Reminder]:
     """The unit of work that records a delivery's outcome, the report bucket, the reminder."""
     rid, attempts = claimed.reminder_id, claimed.attempts  # the lease counted this attempt
-    fields: dict[str, Any] = {}
+    error = outcome.retry_error
+    final = error is not None and attempts >= policy.max_attempts
+    recipients, refused = _recipients_after(claimed, outcome, now, final)
+    fields: dict[str, Any] = {"recipients": recipients} if recipients != claimed.recipients else {}
     if error is None:
         bucket, action, summary = "delivered", "deliver", f"delivered {claimed.kind} reminder {rid}"
         fields |= {"delivery_status": DeliveryStatus.DELIVERED, "deliver_after": None,
                    "last_error": None}
-    elif attempts < policy.max_attempts:
+        sent = [r.person_id for r in recipients if r.status == RecipientStatus.SENT]
+        if sent:
+            summary += f" (sent to {', '.join(sent)})"
+    elif not final:
         bucket, action = "retried", "retry"
         summary = f"delivery attempt {attempts} of {rid} failed: {error}"
         fields |= {"deliver_after": now + policy.backoff(attempts), "last_error": error}
@@ -222,12 +384,16 @@ def _settle_delivery(svc: Services, claimed: Reminder, error: str | None, now: d
                    "last_error": error}
     uow = UnitOfWork(svc, now)
     done = uow.update(claimed, fields, summary, action=action)
-    if bucket == "failed" and claimed.kind != ReminderKind.AUTOMATION_FAILURE:
-        # one automation_failure per failed reminder; never one about a failed failure
-        firing = Firing(
+    if claimed.kind == ReminderKind.AUTOMATION_FAILURE:
+        return uow, bucket, done  # never a failure about a failed failure
+    if bucket == "failed":  # one automation_failure per failed reminder
+        uow.record(Firing(
             ReminderKind.AUTOMATION_FAILURE, "reminder", rid, claimed.bundle_id, claimed.task_id,
             now, f"could not deliver {claimed.kind} reminder {rid} after {attempts} "
-            f"attempts: {error}",
-        )
-        uow.create(reminder_of(firing, now), firing.summary, action="record")
+            f"attempts: {error}"))
+    for person_id, why in refused:  # one per recipient refused for good; the others got theirs
+        uow.record(Firing(
+            ReminderKind.AUTOMATION_FAILURE, "reminder", rid, claimed.bundle_id, claimed.task_id,
+            now, f"could not send {claimed.kind} reminder {rid} to {person_id}: {why}",
+            discriminator=person_id))
     return uow, bucket, done

@@ -43,7 +43,7 @@ from runtime.model.commands import (
     FailJob,
     HeartbeatJob,
 )
-from runtime.rules.reminders import Firing, reminder_of
+from runtime.rules.reminders import Firing
 from runtime.store.base import Changes
 
 BACKOFF = timedelta(seconds=30)
@@ -120,7 +120,7 @@ def _failure(uow: UnitOfWork, job: AssistantJob, why: str) -> None:
     summary = f"assistant job {job.assistant_job_id} ({job.kind}) failed: {why}"
     firing = Firing(ReminderKind.AUTOMATION_FAILURE, "assistant_job", job.assistant_job_id,
                     job.bundle_id, job.task_id, uow.now, summary)
-    uow.create(reminder_of(firing, uow.now), summary, action="record")
+    uow.record(firing)
 
 
 # ---- use cases -------------------------------------------------------------------------------

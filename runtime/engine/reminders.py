@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runtime.engine.bundles import build_bundle, create_bundle
-from runtime.engine.delivery import RetryPolicy, deliver_pending
+from runtime.engine.delivery import RetryPolicy, deliver_pending, is_channel
+from runtime.engine.digests import deliver_digests, gather_digests
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, commit_batched
 from runtime.engine.views import BundleView
@@ -28,6 +29,8 @@ from runtime.errors import ConflictError, DataopsError, NotFoundError
 from runtime.model import (
     Bundle,
     BundleStatus,
+    Digest,
+    Recipient,
     Reminder,
     ReminderKind,
     ScheduleTrigger,
@@ -36,9 +39,8 @@ from runtime.model import (
     bundle_id_for,
 )
 from runtime.model.commands import CreateBundle
-from runtime.notify import Sink
 from runtime.rules.cron import anchor_for, latest_firing
-from runtime.rules.reminders import Firing, due_between, firings_of, reminder_of
+from runtime.rules.reminders import Firing, due_between, firings_of, is_late
 
 CATCH_UP = timedelta(days=8)
 """How far back a sweep looks for a schedule's latest firing (a week and a day, so a daemon
@@ -56,11 +58,14 @@ class SweepReport:
     failed: list[Reminder] = field(default_factory=list)
     bundles_created: list[str] = field(default_factory=list)
     keys_purged: int = 0
+    digests_gathered: list[Digest] = field(default_factory=list)
+    digests_sent: list[Digest] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"found {self.found} records with reminders due, recorded {len(self.recorded)} "
                 f"(skipped {self.skipped} already recorded), delivered {len(self.delivered)}, "
                 f"retrying {len(self.retried)}, failed {len(self.failed)}"
+                + (f", digests sent {len(self.digests_sent)}" if self.digests_sent else "")
                 + (f", created bundles {', '.join(self.bundles_created)}" if self.bundles_created else ""))
 
 
@@ -90,20 +95,38 @@ def _due(rec: Task | Bundle, bundle: Bundle, now: datetime) -> list[Firing]:
 def preview_due(svc: Services, at: datetime, limit: int = 100_000) -> list[Firing]:
     """Every reminder whose instant is at or before ``at`` and that is not recorded yet,
     including those of bundles a schedule would create. Records nothing."""
+    return [firing for firing, _ in preview_routed(svc, at, limit)]
+
+
+def preview_routed(svc: Services, at: datetime, limit: int = 100_000
+                   ) -> list[tuple[Firing, list[Recipient]]]:
+    """:func:`preview_due`, each firing with the recipients it would be recorded with at
+    ``at`` (the people directory; empty when there is none)."""
+    from runtime.engine.routing import recipients_for
+
     bundles = _Bundles(svc)
-    out: list[Firing] = []
+    out: list[tuple[Firing, list[Recipient]]] = []
+
+    def add(firing: Firing, rec: Task | Bundle | None, bundle: Bundle) -> None:
+        task = rec if isinstance(rec, Task) else None
+        out.append((firing, recipients_for(svc, firing, at, task=task, bundle=bundle)))
+
     for rec in svc.store.due_for_reminders(at, limit).items:
         bundle = bundles.of(rec)
         if bundle.status == BundleStatus.CREATING:
             continue
-        out += [f for f in _due(rec, bundle, at) if svc.store.find(Reminder, f.reminder_id) is None]
+        for f in _due(rec, bundle, at):
+            if svc.store.find(Reminder, f.reminder_id) is None:
+                add(f, rec, bundle)
     for wf, firing, anchor in _schedule_firings(svc, at):
         if svc.store.find(Bundle, firing.entity_id) is None:
-            out.append(firing)
             bundle, tasks = build_bundle(wf, anchor, at)
+            add(firing, None, bundle)
             records: list[Task | Bundle] = [bundle, *tasks]
-            out += [f for rec in records for f in _due(rec, bundle, at)]
-    out.sort(key=lambda f: (f.fire_at, f.kind, f.entity_id))
+            for new in records:
+                for f in _due(new, bundle, at):
+                    add(f, new, bundle)
+    out.sort(key=lambda pair: (pair[0].fire_at, pair[0].kind, pair[0].entity_id))
     return out
 
 
@@ -150,8 +173,9 @@ def _record_unit(svc: Services, rec: Task | Bundle, bundles: _Bundles, now: date
         if svc.store.find(Reminder, firing.reminder_id) is not None:
             report.skipped += 1
             continue
-        reminder = reminder_of(firing, now)
-        uow.create(reminder, firing.summary + (" (late)" if reminder.late else ""), action="record")
+        late = is_late(firing.fire_at, now)
+        uow.record(firing, task=rec if isinstance(rec, Task) else None, bundle=bundle,
+                   summary=firing.summary + (" (late)" if late else ""))
     uow.touch(rec, {"reminder_cursor": upto})
     return rec, uow
 
@@ -266,7 +290,7 @@ def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
                     at, summary, discriminator=once_per,
                     key_at=datetime(1970, 1, 1, tzinfo=UTC) if once_per else None)
     uow = UnitOfWork(svc)
-    reminder = uow.create(reminder_of(firing, uow.now), summary, action="record")
+    reminder = uow.record(firing, summary=summary)
     try:
         uow.commit()
     except ConflictError:
@@ -277,7 +301,7 @@ def record_failure(svc: Services, entity_id: str, at: datetime, summary: str,
 # ---- the whole sweep -------------------------------------------------------------------------
 
 
-def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
+def sweep(svc: Services, sinks: Sequence[Any], *, now: datetime | None = None,
           policy: RetryPolicy | None = None, schedules: bool = True,
           stop: threading.Event | None = None) -> SweepReport:
     """One whole sweep: recurring triggers, record what is due, report what could not be read,
@@ -288,7 +312,12 @@ def sweep(svc: Services, sinks: Sequence[Sink], *, now: datetime | None = None,
         fire_schedules(svc, now, report)
     record_due(svc, now, report=report)
     report_unreadable(svc, now)
+    channels = [s for s in sinks if is_channel(s)]
+    if channels:  # digests are gathered by a daemon that can send them
+        report.digests_gathered = gather_digests(svc, now)
     deliver_pending(svc, sinks, now, policy=policy, report=report, stop=stop)
+    if channels and not (stop and stop.is_set()):
+        report.digests_sent = deliver_digests(svc, channels, now, policy or RetryPolicy())
     report.keys_purged = purge_idempotency_keys(svc, now)
     return report
 

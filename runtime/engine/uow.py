@@ -23,6 +23,7 @@ from runtime.model import (
     AuditEvent,
     Bundle,
     Record,
+    Reminder,
     Task,
     format_instant,
     kind_of,
@@ -31,7 +32,7 @@ from runtime.model import (
 )
 from runtime.model.common import sorted_keys
 from runtime.rules.audit import STATE_EXCLUDE, digest, hash_of_event
-from runtime.rules.reminders import next_reminder_at
+from runtime.rules.reminders import Firing, next_reminder_at, reminder_of
 from runtime.store.base import Changes
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class UnitOfWork:
     """One command's reads and writes; see the module docstring."""
 
     def __init__(self, svc: Services, now: datetime | None = None) -> None:
+        self.svc = svc
         self.store = svc.store
         self.actor = svc.actor
         self.now = (now or svc.now()).astimezone(UTC)
@@ -94,6 +96,16 @@ class UnitOfWork:
         self.changes.creates.append(new)
         self.remember(new)
         return new
+
+    def record(self, firing: Firing, *, task: Task | None = None, bundle: Bundle | None = None,
+               summary: str | None = None) -> Reminder:
+        """Record ``firing`` as a new reminder, routed to its recipients (the people directory;
+        ``task`` and ``bundle`` say whose it is)."""
+        from runtime.engine.routing import recipients_for
+
+        recipients = recipients_for(self.svc, firing, self.now, task=task, bundle=bundle)
+        return self.create(reminder_of(firing, self.now, recipients), summary or firing.summary,
+                           action="record")
 
     def update(self, old: R, fields: dict[str, Any], summary: str, *, action: str) -> R:
         """Write ``old`` with ``fields`` changed, conditional on the version read."""

@@ -111,3 +111,23 @@ def allowed_triggers(svc: Services, task: Task) -> list[str]:
             "follow_up_at": datetime.max.replace(tzinfo=UTC)}
     ctx = Context(record=task, now=svc.now(), actor=svc.actor, args=args)
     return machine("task").allowed(task.status, ctx)
+
+
+OPEN_TASKS_SHOWN = 1000
+
+
+def open_tasks_of(svc: Services, names: list[str], limit: int = OPEN_TASKS_SHOWN) -> list[Task]:
+    """The open tasks assigned to any of ``names`` (a person and their groups), by task ID; at
+    most ``limit`` (read through the tasks' assignee index)."""
+    found: dict[str, Task] = {}
+    for name in names:
+        for status in (TaskStatus.TODO, TaskStatus.IN_PROGRESS, TaskStatus.WAITING):
+            cursor = None
+            while len(found) < limit:
+                page = svc.store.page(Task, where={"assignee": name, "status": str(status)},
+                                      limit=min(500, limit), cursor=cursor)
+                found.update((t.task_id, t) for t in page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+    return [found[k] for k in sorted(found)][:limit]

@@ -148,5 +148,11 @@ def reminder_id_for(kind: str, entity_id: str, fire_at: datetime) -> str:
     return "rem-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+def digest_id_for(person_id: str, local_date: date) -> str:
+    """Deterministic: one digest per person and local day."""
+    key = f"digest|{person_id}|{local_date.isoformat()}"
+    return "dig-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)

@@ -126,6 +126,8 @@ Trigger = Annotated[ManualTrigger | ScheduleTrigger, Field(discriminator="type")
 class ReminderPolicy(Definition):
     at: time = time(9, 0)
     overdue_repeats: int = Field(default=3, ge=0, le=365)
+    escalate_after_overdue: int | None = Field(default=None, ge=1, le=365)
+    """From the Nth overdue reminder on, the assignee's manager receives it too."""
 
     @field_validator("at", mode="before")
     @classmethod
@@ -195,6 +197,9 @@ class WorkflowDefinition(Definition):
     description: str | None = None
     timezone: str
     default_assignee: str | None = None
+    owner: str | None = None
+    """Receives the bundle's own reminders (missing links, stage changes, recurring); default
+    ``default_assignee``."""
     source_doc_ids: list[str] = []
     references: list[Reference] = []
     required_bundle_links: list[BundleLinkSpec] = []

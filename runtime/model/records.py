@@ -51,6 +51,17 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+class RecipientStatus(StrEnum):
+    PENDING = "pending"
+    """Not sent to them yet (a digest recipient: until their next digest gathers it)."""
+    SENT = "sent"
+    DIGESTED = "digested"
+    """Gathered into the digest ``digest_id`` (which is sent on its own)."""
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """No address for any channel the daemon sends on (no email, no chat webhook)."""
+
+
 class AssistantJobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -245,6 +256,28 @@ class AssistantJob(Record):
         return self.assistant_job_id
 
 
+class Recipient(Record):
+    """Who a reminder is for (routing, decided when it is recorded) and what was sent to them:
+    the store's record of who received what, kept on the reminder itself (no extra item)."""
+
+    person_id: str
+    reason: str
+    delivery: Annotated[str, Field(pattern=r"^(immediate|digest)$")] = "immediate"
+    digest_at: Instant | None = None
+    """A digest recipient's digest that gathers this reminder (their local digest time)."""
+    status: RecipientStatus = RecipientStatus.PENDING
+    channels: list[str] = []
+    """The channels it was sent on (``email``, ``chat``)."""
+    attempts: int = 0
+    sent_at: Instant | None = None
+    digest_id: str | None = None
+    error: str | None = None
+
+
+def _empty(value: object) -> bool:
+    return not value
+
+
 class Reminder(Record):
     record_kind: ClassVar[str] = "reminder"
     reminder_id: str
@@ -261,6 +294,11 @@ class Reminder(Record):
     deliver_after: Instant | None = None
     last_error: str | None = None
     summary: str
+    recipients: list[Recipient] = Field(default_factory=list, exclude_if=_empty)
+    """Left out of the JSON when empty (routing off): a reminder recorded before routing
+    existed keeps its bytes and its state hash."""
+    digest_after: Instant | None = Field(default=None, exclude_if=_empty)
+    """The earliest digest that still has to gather this reminder (indexed; None: none)."""
     version: int = 1
 
     audit_seq: int = Field(default=0, ge=0)
@@ -268,6 +306,36 @@ class Reminder(Record):
     @property
     def id(self) -> str:
         return self.reminder_id
+
+
+class Digest(Record):
+    """One message gathering a person's reminders (their ``delivery: {digest: "HH:MM"}``):
+    at most one per person and local day (a deterministic ID), delivered like a reminder."""
+
+    record_kind: ClassVar[str] = "digest"
+    digest_id: str
+    person_id: str
+    local_date: Day
+    timezone: str
+    digest_at: Instant
+    """The person's digest time it was gathered for."""
+    reminder_ids: list[str]
+    created_at: Instant
+    delivery_status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    deliver_after: Instant | None = None
+    last_error: str | None = None
+    channels: list[str] = []
+    """The channels it was sent on."""
+    sent_at: Instant | None = None
+    updated_at: Instant
+    version: int = Field(ge=1)
+
+    audit_seq: int = Field(default=0, ge=0)
+    audit_hash: str = ""
+    @property
+    def id(self) -> str:
+        return self.digest_id
 
 
 class AuditEvent(Record):
@@ -399,7 +467,8 @@ def kind_of(record: Record) -> str:
     return type(record).record_kind  # type: ignore[attr-defined]
 
 
-ENTITY_KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder, ApiToken)
+ENTITY_KINDS: tuple[type[Record], ...] = (Bundle, Task, Artifact, AssistantJob, Reminder, ApiToken,
+                                          Digest)
 """The records that carry their own audit chain."""
 KIND_BY_NAME: dict[str, type[Record]] = {
     k.record_kind: k  # type: ignore[attr-defined, misc]

@@ -10,6 +10,7 @@ dates moves the UTC instant, never the local time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -18,6 +19,8 @@ from zoneinfo import ZoneInfo
 from runtime.model import (
     Bundle,
     BundleStatus,
+    Recipient,
+    RecipientStatus,
     Reminder,
     ReminderKind,
     ReminderSettings,
@@ -54,6 +57,8 @@ class Firing:
     key_at: datetime | None = None
     """The instant the ID is derived from, when it is not ``fire_at``: a failure that is
     reported once per cause (a broken file, a quarantined record) whenever it is noticed."""
+    occurrence: int = 0
+    """Which overdue reminder this is (1: the first day after the due date); 0 otherwise."""
 
     @property
     def reminder_id(self) -> str:
@@ -101,7 +106,8 @@ def task_firings(task: Task, zone: str, policy: ReminderSettings) -> list[Firing
             summary = f"{label} is overdue by {n} day{'s' if n > 1 else ''} (due {due})"
         else:
             summary = f"{label} is waiting for {task.waiting_for!r}: follow up now"
-        out.append(Firing(kind, "task", task.task_id, task.bundle_id, task.task_id, at, summary))
+        out.append(Firing(kind, "task", task.task_id, task.bundle_id, task.task_id, at, summary,
+                          occurrence=n))
     return out
 
 
@@ -149,12 +155,23 @@ def next_reminder_at(record: Task | Bundle, zone: str, policy: ReminderSettings)
     return next_after(bundle_firings(record), cursor)
 
 
-def reminder_of(firing: Firing, recorded_at: datetime) -> Reminder:
-    """The record of ``firing`` as recorded at ``recorded_at`` (late by :func:`is_late`)."""
+def reminder_of(firing: Firing, recorded_at: datetime,
+                recipients: Sequence[Recipient] = ()) -> Reminder:
+    """The record of ``firing`` as recorded at ``recorded_at`` (late by :func:`is_late`), for
+    ``recipients``."""
     return Reminder(
         reminder_id=firing.reminder_id, kind=firing.kind, entity_type=firing.entity_type,
         entity_id=firing.entity_id, bundle_id=firing.bundle_id, task_id=firing.task_id,
         fire_at=firing.fire_at, recorded_at=recorded_at,
         late=is_late(firing.fire_at, recorded_at), deliver_after=recorded_at,
-        summary=firing.summary,
+        summary=firing.summary, recipients=list(recipients),
+        digest_after=digest_after(recipients),
     )
+
+
+def digest_after(recipients: Sequence[Recipient]) -> datetime | None:
+    """The earliest digest that still has to gather a reminder for ``recipients`` (its index
+    value), or None."""
+    times = [r.digest_at for r in recipients
+             if r.delivery == "digest" and r.status == RecipientStatus.PENDING and r.digest_at]
+    return min(times) if times else None

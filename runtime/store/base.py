@@ -30,7 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from pydantic import ValidationError
 
 from runtime.errors import InputError
-from runtime.model import AssistantJob, AuditEvent, Bundle, Record, Reminder, Seal, Task
+from runtime.model import AssistantJob, AuditEvent, Bundle, Digest, Record, Reminder, Seal, Task
 
 R = TypeVar("R", bound=Record)
 
@@ -125,6 +125,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "seal": ("seals", "seal_id"),
     "api_token": ("api_tokens", "token_id"),
     "idempotency_key": ("idempotency_keys", "key_id"),
+    "digest": ("digests", "digest_id"),
 }
 """Per record kind, the table (SQL adapters) and the ID field."""
 
@@ -225,6 +226,13 @@ class Store(Protocol):
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
         """Reminders whose ``deliver_after`` is at or before ``at`` (indexed), oldest first."""
+
+    def pending_digest_deliveries(self, at: datetime, limit: int) -> list[Digest]:
+        """Digests whose ``deliver_after`` is at or before ``at`` (indexed), oldest first."""
+
+    def pending_digests(self, at: datetime, limit: int) -> list[Reminder]:
+        """Reminders whose ``digest_after`` (the earliest digest still to gather them) is at
+        or before ``at`` (indexed), oldest first."""
 
     def latest_seal(self) -> Seal | None:
         """The most recent seal, or None."""

@@ -21,6 +21,7 @@ from runtime.model import (
     AssistantJob,
     AuditEvent,
     Bundle,
+    Digest,
     IdempotencyKey,
     Record,
     Reminder,
@@ -163,6 +164,18 @@ class MemoryStore:
         hits = [r for r in self._all(Reminder)
                 if r.deliver_after is not None and r.deliver_after <= at]
         hits.sort(key=lambda r: (r.deliver_after, r.reminder_id))
+        return hits[:limit]
+
+    def pending_digest_deliveries(self, at: datetime, limit: int) -> list[Digest]:
+        hits = [d for d in self._all(Digest)
+                if d.deliver_after is not None and d.deliver_after <= at]
+        hits.sort(key=lambda d: (d.deliver_after, d.digest_id))
+        return hits[:limit]
+
+    def pending_digests(self, at: datetime, limit: int) -> list[Reminder]:
+        hits = [r for r in self._all(Reminder)
+                if r.digest_after is not None and r.digest_after <= at]
+        hits.sort(key=lambda r: (r.digest_after, r.reminder_id))
         return hits[:limit]
 
     def latest_seal(self) -> Seal | None:

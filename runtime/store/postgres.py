@@ -46,6 +46,7 @@ from runtime.model import (
     AssistantJob,
     AuditEvent,
     Bundle,
+    Digest,
     Record,
     Reminder,
     Seal,
@@ -399,6 +400,18 @@ class PostgresStore:
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
         rows = self._all(f"SELECT reminder_id, doc::text FROM {self._t('reminders')} "
                          "WHERE deliver_after <= %s ORDER BY deliver_after, reminder_id LIMIT %s",
+                         (at, limit))
+        return self._decoded(Reminder, rows)
+
+    def pending_digest_deliveries(self, at: datetime, limit: int) -> list[Digest]:
+        rows = self._all(f"SELECT digest_id, doc::text FROM {self._t('digests')} "
+                         "WHERE deliver_after <= %s ORDER BY deliver_after, digest_id LIMIT %s",
+                         (at, limit))
+        return self._decoded(Digest, rows)
+
+    def pending_digests(self, at: datetime, limit: int) -> list[Reminder]:
+        rows = self._all(f"SELECT reminder_id, doc::text FROM {self._t('reminders')} "
+                         "WHERE digest_after <= %s ORDER BY digest_after, reminder_id LIMIT %s",
                          (at, limit))
         return self._decoded(Reminder, rows)
 

@@ -29,6 +29,7 @@ from runtime.model import (
     AssistantJob,
     AuditEvent,
     Bundle,
+    Digest,
     IdempotencyKey,
     Record,
     Reminder,
@@ -138,6 +139,21 @@ CREATE INDEX assistant_jobs_task ON {{s}}.assistant_jobs (task_id, assistant_job
 CREATE INDEX assistant_jobs_claimable ON {{s}}.assistant_jobs (claimable_at, assistant_job_id)
     WHERE claimable_at IS NOT NULL;
 """),
+    (3, f"""
+ALTER TABLE {{s}}.reminders ADD COLUMN digest_after timestamptz;
+CREATE INDEX reminders_digest ON {{s}}.reminders (digest_after, reminder_id)
+    WHERE digest_after IS NOT NULL;
+CREATE TABLE {{s}}.digests (
+    digest_id {ID} PRIMARY KEY,
+    person_id {ID} NOT NULL,
+    deliver_after timestamptz,
+    version integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX digests_pending ON {{s}}.digests (deliver_after, digest_id)
+    WHERE deliver_after IS NOT NULL;
+CREATE INDEX tasks_assignee ON {{s}}.tasks (assignee, status, task_id);
+"""),
 ]
 """(version, DDL) in order; ``{s}`` is the quoted schema name. ``store init`` and the first use
 apply every step to an empty schema, ``store migrate`` the steps after the stored version."""
@@ -175,7 +191,9 @@ def columns_of(rec: Record) -> dict[str, object]:
         case Reminder():
             return {"entity_type": rec.entity_type, "entity_id": rec.entity_id,
                     "bundle_id": rec.bundle_id, "task_id": rec.task_id, "fire_at": rec.fire_at,
-                    "deliver_after": rec.deliver_after}
+                    "deliver_after": rec.deliver_after, "digest_after": rec.digest_after}
+        case Digest():
+            return {"person_id": rec.person_id, "deliver_after": rec.deliver_after}
         case AuditEvent():
             return {"entity_type": rec.entity_type, "entity_id": rec.entity_id, "seq": rec.seq,
                     "at": rec.at}

@@ -30,6 +30,7 @@ from runtime.model import (
     AssistantJob,
     AuditEvent,
     Bundle,
+    Digest,
     Record,
     Reminder,
     Seal,
@@ -61,9 +62,9 @@ from runtime.store.sqlite_schema import (
     SCHEMA_VERSION,
     TABLES,
     UPGRADABLE,
-    UPGRADE_FROM_2,
     columns_of,
     translate,
+    upgrade_statements,
 )
 
 
@@ -207,7 +208,7 @@ class SqliteStore:
         try:
             found = self._schema_version()
             if upgrade and found in UPGRADABLE:
-                for statement in UPGRADE_FROM_2:
+                for statement in upgrade_statements(found):
                     self._db.execute(statement)
                 self._run_schema()
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
@@ -316,9 +317,21 @@ class SqliteStore:
         return Page(found, encode_cursor(taken[-1][:2]) if more else None)
 
     def pending_deliveries(self, at: datetime, limit: int) -> list[Reminder]:
+        return self._pending(Reminder, at, limit)
+
+    def pending_digest_deliveries(self, at: datetime, limit: int) -> list[Digest]:
+        return self._pending(Digest, at, limit)
+
+    def _pending(self, kind: type[R], at: datetime, limit: int) -> list[R]:
+        table, key = TABLES[kind.record_kind]  # type: ignore[attr-defined]
+        rows = self._all(f"SELECT {key}, doc FROM {table} WHERE deliver_after_us <= ? "
+                         f"ORDER BY deliver_after_us, {key} LIMIT ?", (micros(at), limit))
+        return self._decoded(kind, rows)
+
+    def pending_digests(self, at: datetime, limit: int) -> list[Reminder]:
         rows = self._all(
-            "SELECT reminder_id, doc FROM reminders WHERE deliver_after_us <= ? "
-            "ORDER BY deliver_after_us, reminder_id LIMIT ?",
+            "SELECT reminder_id, doc FROM reminders WHERE digest_after_us <= ? "
+            "ORDER BY digest_after_us, reminder_id LIMIT ?",
             (micros(at), limit),
         )
         return self._decoded(Reminder, rows)

@@ -19,6 +19,7 @@ from runtime.model import (
     AssistantJob,
     AuditEvent,
     Bundle,
+    Digest,
     IdempotencyKey,
     Record,
     Reminder,
@@ -27,17 +28,28 @@ from runtime.model import (
 )
 from runtime.store.base import TABLES, micros  # noqa: F401  (TABLES re-exported)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: per-entity audit chains. 3: API tokens and idempotency keys (two new tables) and the
-columns assistant jobs are claimed by. A schema-2 file is upgraded in place when it is opened
-(:data:`UPGRADE_FROM_2`, then :data:`SCHEMA`): the change only adds, and a schema-2 file holds
-no assistant jobs."""
-UPGRADABLE = frozenset({2})
-UPGRADE_FROM_2 = [
-    "ALTER TABLE assistant_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE assistant_jobs ADD COLUMN status TEXT NOT NULL DEFAULT 'queued'",
-    "ALTER TABLE assistant_jobs ADD COLUMN claimable_us INTEGER",
-]
+columns assistant jobs are claimed by. 4: digests (a new table), the reminders' digest
+index and an index of tasks by assignee (``people show``). An older file is upgraded in place when it is opened: each version's statements from
+its own on (:data:`UPGRADES`), then :data:`SCHEMA` (``IF NOT EXISTS``: the new tables and
+indexes). Every change only adds; a schema-2 file holds no assistant jobs."""
+UPGRADES: dict[int, list[str]] = {
+    2: [
+        "ALTER TABLE assistant_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE assistant_jobs ADD COLUMN status TEXT NOT NULL DEFAULT 'queued'",
+        "ALTER TABLE assistant_jobs ADD COLUMN claimable_us INTEGER",
+    ],
+    3: ["ALTER TABLE reminders ADD COLUMN digest_after_us INTEGER"],
+}
+UPGRADABLE = frozenset(UPGRADES)
+
+
+def upgrade_statements(found: int) -> list[str]:
+    """The statements that take a schema-``found`` file to :data:`SCHEMA_VERSION` (before
+    :data:`SCHEMA` runs)."""
+    return [st for version in sorted(UPGRADES) if version >= found for st in UPGRADES[version]]
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +74,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_bundle ON tasks (bundle_id, position, task_id);
+CREATE INDEX IF NOT EXISTS tasks_assignee ON tasks (assignee, status, task_id);
 CREATE INDEX IF NOT EXISTS tasks_next_reminder ON tasks (next_reminder_us)
     WHERE next_reminder_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -90,10 +103,22 @@ CREATE TABLE IF NOT EXISTS reminders (
     entity_id TEXT NOT NULL,
     fire_at_us INTEGER NOT NULL,
     deliver_after_us INTEGER,
+    digest_after_us INTEGER,
     version INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reminders_list ON reminders (fire_at_us, reminder_id);
+CREATE INDEX IF NOT EXISTS reminders_digest_after ON reminders (digest_after_us)
+    WHERE digest_after_us IS NOT NULL;
+CREATE TABLE IF NOT EXISTS digests (
+    digest_id TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL,
+    deliver_after_us INTEGER,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS digests_deliver_after ON digests (deliver_after_us)
+    WHERE deliver_after_us IS NOT NULL;
 CREATE INDEX IF NOT EXISTS reminders_entity ON reminders (entity_id);
 CREATE INDEX IF NOT EXISTS reminders_deliver_after ON reminders (deliver_after_us)
     WHERE deliver_after_us IS NOT NULL;
@@ -175,7 +200,10 @@ def columns_of(rec: Record) -> dict[str, object]:
                     "status": str(rec.status), "claimable_us": micros(rec.claimable_at)}
         case Reminder():
             return {"entity_id": rec.entity_id, "fire_at_us": micros(rec.fire_at),
-                    "deliver_after_us": micros(rec.deliver_after)}
+                    "deliver_after_us": micros(rec.deliver_after),
+                    "digest_after_us": micros(rec.digest_after)}
+        case Digest():
+            return {"person_id": rec.person_id, "deliver_after_us": micros(rec.deliver_after)}
         case AuditEvent():
             return {"entity_id": rec.entity_id, "seq": rec.seq, "at_us": micros(rec.at)}
         case Seal():

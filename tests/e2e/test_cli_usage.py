@@ -52,4 +52,4 @@ def test_version_imports_neither_pydantic_nor_transitions() -> None:
 
 def test_store_migrate_on_sqlite_reports_the_schema(cli) -> None:
     r = cli("store", "migrate")
-    assert r.code == 0 and "at schema 3; nothing else to migrate" in r.out, r.err
+    assert r.code == 0 and "at schema 4; nothing else to migrate" in r.out, r.err

@@ -38,8 +38,14 @@ def populated(cli, tmp_path: Path) -> Path:
     tok = cli("token", "create", "--actor", "ui", "--role", "operator", "--json")
     assert tok.code == 0, tok.err
     assert cli("token", "revoke", tok.json()["token_id"]).code == 0
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-12-08").code == 0
     r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 'r.jsonl'}",
             now="2026-11-28T12:00:00+00:00")
+    assert r.code == 0, r.err
+    # bob's digest time (08:30 in New York): a person channel gathers it into a digest (nobody
+    # in the shipped directory has a chat webhook, so nothing is posted)
+    r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 'r.jsonl'}",
+            "--sink", "chat://", now="2026-11-28T13:30:00+00:00")
     assert r.code == 0, r.err
     out = tmp_path / "export"
     assert cli("export", "--out", str(out)).code == 0
@@ -57,7 +63,13 @@ def test_export_is_snake_case_with_stable_ids_and_relationships(populated: Path,
     assert all(listed[k]["implemented"] for k in listed)
     assert "task.bundle_id -> bundle.bundle_id" in manifest["relationships"]
     assert "artifact.task_id -> task.task_id" in manifest["relationships"]
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
+    [digest] = _lines(populated / "digests.jsonl")
+    assert digest["person_id"] == "bob" and digest["local_date"] == "2026-11-28"
+    routed = {r["reminder_id"]: r for r in _lines(populated / "reminders.jsonl") if "recipients" in r}
+    assert set(digest["reminder_ids"]) <= set(routed)
+    assert all(any(x["person_id"] == "bob" and x["digest_id"] == digest["digest_id"]
+                   for x in routed[rid]["recipients"]) for rid in digest["reminder_ids"])
     for entry in manifest["entities"]:
         data = (populated / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
@@ -320,11 +332,13 @@ def test_a_format_2_export_without_tokens_still_validates_and_imports(populated:
     shutil.copytree(populated, old)
     manifest = json.loads((old / "manifest.json").read_text())
     manifest["format_version"] = 2
-    manifest["entities"] = [e for e in manifest["entities"] if e["entity_type"] != "api_token"]
+    manifest["entities"] = [e for e in manifest["entities"]
+                            if e["entity_type"] not in ("api_token", "digest")]
     (old / "api_tokens.jsonl").unlink()
-    events = old / "audit_events.jsonl"  # a format-2 export had no token events either
+    (old / "digests.jsonl").unlink()
+    events = old / "audit_events.jsonl"  # a format-2 export had no token or digest events
     kept = [line for line in events.read_bytes().splitlines(keepends=True)
-            if json.loads(line)["entity_type"] != "api_token"]
+            if json.loads(line)["entity_type"] not in ("api_token", "digest")]
     events.write_bytes(b"".join(kept))
     entry = next(e for e in manifest["entities"] if e["entity_type"] == "audit_event")
     entry["count"], entry["sha256"] = len(kept), hashlib.sha256(b"".join(kept)).hexdigest()

@@ -25,7 +25,7 @@ NOW = "2026-11-25T08:00:00+00:00"
 DRIVER = textwrap.dedent("""
     import json, os, subprocess, sys
     disk, content, report = sys.argv[1], sys.argv[2], sys.argv[3]
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", disk], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", disk], check=True)
     url = f"sqlite:///{disk}/store.db"
     with open(f"{disk}/ballast", "wb") as f:  # room to free once the disk is full
         f.write(bytes(48 * 1024))

@@ -96,6 +96,13 @@ def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
 
     out = _run([dataops, "--content", CONTENT, "demo"], empty, env).stdout
     assert f"task {BOOK_GUEST}" in out and "hash chains (verified)" in out
+    # the demo shows who received what: real messages from the wheel's templates, in an mbox
+    assert "who received what (10 emails" in out, out
+    assert "bob     at 2026-11-04T13:30:00+00:00: Your digest for 2026-11-04: 5 reminders" in out
+    import mailbox
+
+    mails = list(mailbox.mbox(str(empty / "dataops-demo-mail.mbox")))
+    assert len(mails) == 11 and all(m.is_multipart() for m in mails)
 
     out = _run([dataops, "--store", "sqlite:///dataops-demo.db", "--content", CONTENT,
                 "task", "show", BOOK_GUEST], empty, env).stdout

@@ -57,11 +57,14 @@ from runtime.model import (
     Comment,
     CommentProof,
     DeliveryStatus,
+    Digest,
     ExternalStatusProof,
     IdempotencyKey,
     PhaseRef,
     ProofEntry,
     ProofKind,
+    Recipient,
+    RecipientStatus,
     Reference,
     Reminder,
     ReminderKind,
@@ -82,7 +85,7 @@ from runtime.store.base import encode_cursor
 from runtime.store.memory import MemoryStore
 from runtime.store.postgres import PostgresStore
 from runtime.store.sqlite import SqliteStore, path_from_url
-from runtime.store.sqlite_schema import ERRORS, translate
+from runtime.store.sqlite_schema import ERRORS, SCHEMA_VERSION, translate
 from tests.conftest import STORE_KINDS, make_store
 from tests.helpers import bundles, every, reminders
 
@@ -310,6 +313,14 @@ def full_reminder() -> Reminder:
         delivery_status=DeliveryStatus.FAILED,
         attempts=4,
         last_error="webhook returned 502",
+        recipients=[
+            Recipient(person_id="ada", reason="assignee", status=RecipientStatus.SENT,
+                      channels=["email", "chat"], attempts=2, sent_at=at(7, us=7),
+                      error=None),
+            Recipient(person_id="bob", reason="escalation: manager of ada", delivery="digest",
+                      digest_at=at(8, us=8), status=RecipientStatus.PENDING, error="451 later"),
+        ],
+        digest_after=at(8, us=8),
         version=5,
         audit_seq=2,
         audit_hash="f" * 64,
@@ -354,6 +365,18 @@ def api_token(token_id: str = "tok-1", **kw: Any) -> ApiToken:
         revoked_at=at(4), revoked_by="admin", audit_seq=2, audit_hash="f" * 64,
     )
     return ApiToken(**{**fields, **kw})
+
+
+def digest(digest_id: str = "dig-1", **kw: Any) -> Digest:
+    fields: dict[str, Any] = dict(
+        digest_id=digest_id, person_id="ada", local_date=date(2026, 12, 1),
+        timezone="Europe/London", digest_at=at(8, us=30), reminder_ids=["rem-b", "rem-a"],
+        created_at=at(8, us=31), delivery_status=DeliveryStatus.DELIVERED, attempts=2,
+        deliver_after=at(9, us=1), last_error="451 try later", channels=["email"],
+        sent_at=at(9, us=2), updated_at=at(9, us=3), version=3, audit_seq=3,
+        audit_hash="e" * 64,
+    )
+    return Digest(**{**fields, **kw})
 
 
 def idem(key_id: str = "idem-1", expires: datetime | None = None, **kw: Any) -> IdempotencyKey:
@@ -507,8 +530,9 @@ def both(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
 
 
 FULL_BUILDERS = [full_bundle, full_task, full_artifact, full_job, full_reminder, full_event,
-                 lambda: seal("seal-full", at(7, us=1))]
-FULL_IDS = ["bundle", "task", "artifact", "assistant_job", "reminder", "audit_event", "seal"]
+                 lambda: seal("seal-full", at(7, us=1)), digest]
+FULL_IDS = ["bundle", "task", "artifact", "assistant_job", "reminder", "audit_event", "seal",
+            "digest"]
 
 
 class TestRoundTrip:
@@ -1071,12 +1095,30 @@ def _scannable() -> list[Changes]:
                  full_artifact().model_copy(update={"artifact_id": f"art {n}"}),
                  full_job().model_copy(update={"assistant_job_id": f"job {n}"}),
                  reminder(f"rem {n}", entity_id=n), seal(f"seal {n}", at(len(n))),
-                 api_token(f"tok {n}"), idem(f"idem {n}")]
+                 api_token(f"tok {n}"), idem(f"idem {n}"), digest(f"dig {n}")]
     evs = [event(f"ev-{e}-{s}", e, seq=s, at=at(-s)) for e in ("b", "a", "B", "ä") for s in
            (3, 12, 1, 10, 2, 11)]
     rng.shuffle(evs)
     return [Changes(creates=recs[k:k + 9], events=evs[k // 9 * 4:k // 9 * 4 + 4])
             for k in range(0, len(recs), 9)]
+
+
+class TestDigestIndexes:
+    """The two indexes digests are found by: reminders by ``digest_after`` (the earliest digest
+    still to gather them) and digests by ``deliver_after`` (to send)."""
+
+    def test_pending_digests_and_their_deliveries_are_indexed_oldest_first(self, store: Store):
+        rems = [reminder(f"r{i}", digest_after=at(i)) for i in (3, 1, 2)] + [reminder("r-none")]
+        digs = [digest(f"d{i}", deliver_after=at(i)) for i in (2, 1)] + [
+            digest("d-none", deliver_after=None)]
+        store.commit(Changes(creates=[*rems, *digs]))
+        assert [r.reminder_id for r in store.pending_digests(at(2), 10)] == ["r1", "r2"]
+        assert [r.reminder_id for r in store.pending_digests(at(9), 2)] == ["r1", "r2"]
+        assert [d.digest_id for d in store.pending_digest_deliveries(at(9), 10)] == ["d1", "d2"]
+        # an update moves the index with the record
+        r1 = store.get(Reminder, "r1")
+        store.commit(Changes(updates=[(r1.model_copy(update={"digest_after": None, "version": 2}), 1)]))
+        assert [r.reminder_id for r in store.pending_digests(at(9), 10)] == ["r2", "r3"]
 
 
 class TestClaimableJobs:
@@ -1583,6 +1625,9 @@ class TestSqlite:
         first.commit(Changes(creates=[b]))
         first.close()
         db = sqlite3.connect(path)  # what a schema-2 file is: no token or idempotency tables
+        db.execute("DROP TABLE digests")  # (nor what schema 4 adds)
+        db.execute("DROP INDEX reminders_digest_after")
+        db.execute("ALTER TABLE reminders DROP COLUMN digest_after_us")
         db.execute("DROP TABLE api_tokens")
         db.execute("DROP TABLE idempotency_keys")
         db.execute("DROP TABLE assistant_jobs")
@@ -1592,14 +1637,37 @@ class TestSqlite:
         db.commit()
         db.close()
         again = SqliteStore(f"sqlite:///{path}")
-        assert again.schema_version() == 3
+        assert again.schema_version() == SCHEMA_VERSION
         assert again.get(Bundle, b.bundle_id) == b
         job = full_job().model_copy(update={"task_id": None, "output_artifact_id": None})
-        again.commit(Changes(creates=[api_token(), idem(), job]))
+        again.commit(Changes(creates=[api_token(), idem(), job, digest(),
+                                      reminder("r-d", digest_after=at(1))]))
         assert again.claimable_jobs(at(10), None, 5) == [job]
+        assert [r.reminder_id for r in again.pending_digests(at(10), 5)] == ["r-d"]
         again.close()
 
-    @pytest.mark.parametrize("version, hint", [("1", "keep using 0.1"), ("4", "upgrade")])
+    def test_a_schema_3_file_is_upgraded_in_place_when_opened(self, tmp_path: Path):
+        path = tmp_path / "v3.db"
+        first = SqliteStore(f"sqlite:///{path}")
+        old = reminder("r-old")
+        first.commit(Changes(creates=[old]))
+        first.close()
+        db = sqlite3.connect(path)  # what a schema-3 file is: no digests, no digest index
+        db.execute("DROP TABLE digests")
+        db.execute("DROP INDEX reminders_digest_after")
+        db.execute("ALTER TABLE reminders DROP COLUMN digest_after_us")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+        again = SqliteStore(f"sqlite:///{path}")
+        assert again.schema_version() == SCHEMA_VERSION
+        assert again.get(Reminder, "r-old") == old
+        again.commit(Changes(creates=[digest(), reminder("r-d", digest_after=at(1))]))
+        assert [r.reminder_id for r in again.pending_digests(at(10), 5)] == ["r-d"]
+        assert again.get(Digest, "dig-1") == digest()
+        again.close()
+
+    @pytest.mark.parametrize("version, hint", [("1", "keep using 0.1"), ("5", "upgrade")])
     def test_another_schema_version_is_input_error(self, tmp_path: Path, version, hint):
         path = tmp_path / "old.db"
         db = sqlite3.connect(path)

@@ -321,8 +321,10 @@ def logged(err: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
-def test_a_failure_about_a_failed_delivery_also_goes_to_the_log(
+def test_every_automation_failure_also_goes_to_the_log(
         svc: Services, clock: FixedClock, capsys: pytest.CaptureFixture[str]) -> None:
+    """DESIGN.md "People and routing": automation_failure goes to operators and always to the
+    log, whether it is about a failed delivery or a failed job; other kinds do not."""
     now = clock.now()
     failure = record_failure(svc, "rem-0123456789abcdef01234567", now,
                              "could not deliver due reminder rem-0123... after 5 attempts",
@@ -331,8 +333,9 @@ def test_a_failure_about_a_failed_delivery_also_goes_to_the_log(
     assert failure and job
     report = deliver_pending(svc, [Failing()], now)
     lines = logged(capsys.readouterr().err)
-    assert [(d["event"], d["kind"], d["reminder_id"]) for d in lines] == [
-        ("reminder", ReminderKind.AUTOMATION_FAILURE, failure.reminder_id)]  # not the job's
+    assert sorted((d["event"], d["kind"], d["reminder_id"]) for d in lines) == sorted([
+        ("reminder", ReminderKind.AUTOMATION_FAILURE, failure.reminder_id),
+        ("reminder", ReminderKind.AUTOMATION_FAILURE, job.reminder_id)])
     # the log line does not make it delivered: the broken sink's attempt is retried
     assert len(report.retried) == 2 and report.delivered == []
     # with log:// among the sinks it is logged once, not twice
