@@ -202,7 +202,7 @@ class SmtpChannel:
         if not to:
             raise SendError(f"{person.person_id} has no email", permanent=True)
         mail = self.email(person, message)
-        client = smtplib.SMTP(timeout=self.timeout_s)
+        client = _SMTP(timeout=self.timeout_s)
         try:
             with Deadline(self.timeout_s, lambda: getattr(client, "sock", None)) as deadline:
                 try:
@@ -233,6 +233,27 @@ class SmtpChannel:
 
     def close(self) -> None:
         pass
+
+
+@cache
+def _smtp_class() -> type:
+    import smtplib
+
+    class SMTP(smtplib.SMTP):
+        """smtplib's client, connected after construction (so that the deadline covers the
+        connect and the greeting) yet knowing the host name STARTTLS checks the certificate
+        against: ``SMTP.connect`` does not record it, only the constructor does."""
+
+        def connect(self, host: str = "localhost", port: int = 0,
+                    source_address: Any = None) -> Any:
+            self._host = host
+            return super().connect(host, port, source_address)
+
+    return SMTP
+
+
+def _SMTP(**kwargs: Any) -> Any:  # noqa: N802 - a class made on first use (smtplib imported late)
+    return _smtp_class()(**kwargs)
 
 
 def _text(raw: bytes | str) -> str:

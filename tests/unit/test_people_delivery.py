@@ -30,10 +30,11 @@ import yaml
 
 from runtime import engine
 from runtime.artifacts import LocalArtifactStore
-from runtime.channels import ChatChannel, SmtpChannel
+from runtime.channels import ChatChannel, Message, SendError, SmtpChannel, reminder_message
 from runtime.clock import FixedClock
 from runtime.content import load_content
 from runtime.engine import Services
+from runtime.engine.messages import Reads, facts_for
 from runtime.engine.reminders import RetryPolicy, fire_schedule, record_failure, sweep
 from runtime.model import (
     DeliveryStatus,
@@ -382,3 +383,52 @@ def test_a_daemon_down_for_days_sends_one_digest_of_everything_since_the_last(
     assert subjects == ["Your digest for 2026-10-24: 1 reminder",  # sent late, on the 27th
                         "Your digest for 2026-10-28: 5 reminders"], subjects
     assert all(t.status == TaskStatus.TODO for t in svc.store.tasks_of("dig/2026-10-23"))
+
+
+def test_starttls_and_login_when_configured(lab: Services, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that requires STARTTLS (its certificate checked against the trust store:
+    ``SSL_CERT_FILE`` here) and a login (``DATAOPS_SMTP_USER``/``DATAOPS_SMTP_PASSWORD``)."""
+    from tests.smtp import self_signed
+
+    cert, key = self_signed(tmp_path)
+    server = SmtpServer(tls=(cert, key), login=("dataops", "s3cret")).start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        url = f"smtp://127.0.0.1:{server.port}?starttls=true&timeout=5"
+        svc = lab
+        engine.create_bundle(svc, "lab", ANCHOR)
+        # without the login the server refuses the mail: a failed attempt, retried
+        run(svc, DUE, [SmtpChannel(url, env={})])
+        assert server.handler.inbox == []
+        assert all(r.delivery_status == DeliveryStatus.PENDING for r in reminders(svc.store))
+        login = {"DATAOPS_SMTP_USER": "dataops", "DATAOPS_SMTP_PASSWORD": "s3cret",
+                 "DATAOPS_SMTP_FROM": "ops@example.com"}
+        run(svc, DUE + RetryPolicy().backoff(1), [SmtpChannel(url, env=login)])
+        assert sum(inbox(server).values()) == 6 and server.logins[-1] == ("dataops", True)
+        assert {str(m.message["From"]) for m in server.handler.inbox} == {"ops@example.com"}
+        # plain text to a server that requires STARTTLS is refused, never sent in the clear
+        plain = SmtpChannel(f"smtp://127.0.0.1:{server.port}?timeout=5", env=login)
+        with pytest.raises(SendError):
+            plain.send(svc.content.directory.people["ada"],
+                       reminder_message(facts_for(svc, reminders(svc.store)[0], None, Reads(svc))))
+    finally:
+        server.stop()
+
+
+def test_a_server_that_never_answers_is_cut_off_at_the_timeout(lab: Services) -> None:
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections (the kernel's backlog) and never says a word
+    try:
+        channel = SmtpChannel(f"smtp://127.0.0.1:{listener.getsockname()[1]}?timeout=1")
+        person = lab.content.directory.people["ada"]
+        started = time.monotonic()
+        with pytest.raises(SendError, match="timed out"):
+            channel.send(person, Message("s", "t", "<p>h</p>", "rem-x"))
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()
