@@ -260,6 +260,12 @@ def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
+def slack_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as Slack-compatible hooks want them in ``text``: a task title such
+    as ``<!channel>`` or ``<script>`` then shows as written, never as a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class ChatChannel:
     """``chat://[?timeout=S]``: posts ``{"text": ...}`` to each recipient's own ``chat``
     webhook (Slack-compatible). A 2xx is a delivery; a redirect or 408, 429 or 5xx a failed
@@ -288,7 +294,7 @@ class ChatChannel:
             check_http_target(hook, f"chat webhook of {person.person_id}")
         except InputError as e:
             raise SendError(str(e), permanent=True) from None
-        body = json.dumps({"text": message.chat}, ensure_ascii=False).encode()
+        body = json.dumps({"text": slack_escape(message.chat)}, ensure_ascii=False).encode()
         label = f"chat webhook of {person.person_id}"
         status, _ = post_json(hook, body, {"Idempotency-Key": f"{message.key}.{person.person_id}"},
                               self.timeout_s, label)

@@ -309,13 +309,18 @@ def test_chat_posts_text_to_each_recipients_own_webhook(store: Store, tmp_path: 
         svc = Services(store, FixedClock(SETUP), "tester", None, lambda: content)
         engine.create_bundle(svc, "lab", ANCHOR)
         engine.assign_task(svc, "lab/2026-11-02/t-group", "erin")
+        engine.assign_task(svc, "lab/2026-11-02/t-ada", "erin")
         run(svc, DUE, [ChatChannel("chat://?timeout=5")])
-        assert [(p, b["text"].splitlines()[0]) for p, b in _Hooks.posts] == [
-            ("/hooks/erin", "Due today: Group work (Lab 2026-11-02)")]
+        assert sorted((p, b["text"].splitlines()[0]) for p, b in _Hooks.posts) == [
+            ("/hooks/erin", "Due today: Export &lt;script&gt;alert('x')&lt;/script&gt; &amp; "
+                            "ledger (Lab 2026-11-02)"),  # as text, never markup or a mention
+            ("/hooks/erin", "Due today: Group work (Lab 2026-11-02)"),
+            ("/hooks/erin", "Proof missing: Export &lt;script&gt;alert('x')&lt;/script&gt; &amp; "
+                            "ledger (Lab 2026-11-02)")]
         # people without a chat webhook are skipped on this channel, saying why
-        ada = next(r for r in reminders(svc.store) if r.entity_id.endswith("t-ada") and r.kind == K.DUE)
-        assert [(r.status, r.error) for r in ada.recipients] == [
-            (RecipientStatus.SKIPPED, "no address for chat")]
+        ghost = next(r for r in reminders(svc.store) if r.entity_id.endswith("t-ghost"))
+        assert [(r.person_id, r.status, r.error) for r in ghost.recipients] == [
+            ("grace", RecipientStatus.SKIPPED, "no address for chat")]
         # a hook that is gone (404) fails only that recipient, for good
         _Hooks.gone = {"/hooks/erin"}
         run(svc, DUE + timedelta(days=1), [ChatChannel("chat://?timeout=5")])
