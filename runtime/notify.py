@@ -31,11 +31,17 @@ class DeliveryError(DataopsError):
     """A sink could not deliver; the sweep retries it later."""
 
 
+PAYLOAD_EXCLUDE = frozenset({"deliver_after", "version", "last_error", "audit_seq", "audit_hash",
+                             "digest_after", "recipients"})
+
+
 def payload_of(reminder: Reminder) -> dict[str, Any]:
-    body = reminder.to_json()
-    for internal in ("deliver_after", "version", "last_error", "audit_seq", "audit_hash"):
-        body.pop(internal, None)
-    body.pop("digest_after", None)
+    """What a sink receives: the reminder's export shape without its bookkeeping, with
+    ``recipients`` as person IDs (who it is for; each one's delivery state stays in the store)
+    and ``idempotency_key``."""
+    import orjson
+
+    body: dict[str, Any] = orjson.loads(reminder.model_dump_json(exclude=set(PAYLOAD_EXCLUDE)))
     body["recipients"] = [r.person_id for r in reminder.recipients]
     body["idempotency_key"] = reminder.reminder_id
     return body

@@ -55,8 +55,24 @@ def recipients_for(svc: Services, firing: Firing, now: datetime, *, task: Task |
     directory = directory_of(svc)
     if not directory:
         return []
+    facts = facts_of(svc, firing, task, bundle)
+    memo = directory.memo
+    key = (facts, now)  # records are immutable: the same answer serves every reminder asking
+    known = memo.get(key)
+    if known is not None:
+        return list(known)
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = out = _recipients(facts, directory, now)
+    return list(out)
+
+
+MEMO_SIZE = 4096
+
+
+def _recipients(facts: Facts, directory: Directory, now: datetime) -> list[Recipient]:
     out = []
-    for route in routes(facts_of(svc, firing, task, bundle), directory):
+    for route in routes(facts, directory):
         person = directory.people[route.person_id]
         at = person.digest_at
         if at is None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from runtime.limits import MAX_OFFSET_DAYS
 from runtime.model.common import Definition, FreeForm
@@ -123,18 +123,21 @@ class ScheduleTrigger(Definition):
 Trigger = Annotated[ManualTrigger | ScheduleTrigger, Field(discriminator="type")]
 
 
+def _sexagesimal(v: object) -> object:
+    if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads 09:00 unquoted as 540
+        return time(v // 60, v % 60)
+    return v
+
+
+LocalTime = Annotated[time, BeforeValidator(_sexagesimal)]
+"""A wall-clock time written HH:MM (quoted or not)."""
+
+
 class ReminderPolicy(Definition):
-    at: time = time(9, 0)
+    at: LocalTime = time(9, 0)
     overdue_repeats: int = Field(default=3, ge=0, le=365)
     escalate_after_overdue: int | None = Field(default=None, ge=1, le=365)
     """From the Nth overdue reminder on, the assignee's manager receives it too."""
-
-    @field_validator("at", mode="before")
-    @classmethod
-    def _hhmm(cls, v: object) -> object:
-        if isinstance(v, int):  # YAML 1.1 reads 09:00 unquoted as a sexagesimal int
-            return time(v // 60, v % 60)
-        return v
 
 
 class BusinessCalendar(Definition):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, field_validator
 
 from runtime.model.common import Definition
-from runtime.model.definitions import Slug
+from runtime.model.definitions import LocalTime, Slug
 
 OPERATORS = "operators"
 """The group that receives automation failures and whatever resolves to nobody."""
@@ -23,14 +23,7 @@ OPERATORS = "operators"
 class DigestDelivery(Definition):
     """One message a local day at ``digest`` (HH:MM in the person's zone)."""
 
-    digest: time
-
-    @field_validator("digest", mode="before")
-    @classmethod
-    def _hhmm(cls, v: object) -> object:
-        if isinstance(v, int):  # YAML 1.1 reads 08:30 unquoted as a sexagesimal int
-            return time(v // 60, v % 60)
-        return v
+    digest: LocalTime
 
 
 class Person(Definition):
@@ -80,6 +73,9 @@ class Directory:
 
     people: dict[str, Person] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Routing's answers for this directory (:func:`runtime.engine.routing.recipients_for`):
+    a sweep routes thousands of reminders with a handful of distinct facts."""
 
     def __bool__(self) -> bool:
         return bool(self.people)

@@ -256,6 +256,10 @@ class AssistantJob(Record):
         return self.assistant_job_id
 
 
+def _empty(value: object) -> bool:
+    return not value
+
+
 class Recipient(Record):
     """Who a reminder is for (routing, decided when it is recorded) and what was sent to them:
     the store's record of who received what, kept on the reminder itself (no extra item)."""
@@ -266,16 +270,12 @@ class Recipient(Record):
     digest_at: Instant | None = None
     """A digest recipient's digest that gathers this reminder (their local digest time)."""
     status: RecipientStatus = RecipientStatus.PENDING
-    channels: list[str] = []
+    channels: list[str] = Field(default_factory=list)  # (a plain [] is deep-copied each time)
     """The channels it was sent on (``email``, ``chat``)."""
     attempts: int = 0
     sent_at: Instant | None = None
     digest_id: str | None = None
     error: str | None = None
-
-
-def _empty(value: object) -> bool:
-    return not value
 
 
 class Reminder(Record):
@@ -367,14 +367,15 @@ class AuditEvent(Record):
         return self.event_id
 
     @classmethod
-    def trusted(cls, **values: Any) -> AuditEvent:
+    def trusted(cls, *, presorted: bool = False, **values: Any) -> AuditEvent:
         """An event from fields the unit of work built from validated records and an aware
         clock, every field given: ``model_construct`` without its per-field alias lookups,
-        which cost more than the rest of an event (a test pins it equal to validation)."""
+        which cost more than the rest of an event (a test pins it equal to validation).
+        ``presorted``: ``before`` and ``after`` have their keys sorted already."""
         if values.keys() != cls.model_fields.keys():
             raise ValueError(f"a trusted event needs exactly the fields {sorted(cls.model_fields)}")
-        for side in ("before", "after"):  # FreeForm: keys sorted, as validation gives them
-            if values[side] is not None:
+        for side in ("before", "after") if not presorted else ():
+            if values[side] is not None:  # FreeForm: keys sorted, as validation gives them
                 values[side] = sorted_keys(values[side])
         event = cls.__new__(cls)
         object.__setattr__(event, "__dict__", values)
