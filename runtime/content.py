@@ -40,7 +40,7 @@ from runtime.model import (
     UrlProof,
     WorkflowDefinition,
 )
-from runtime.model.people import DigestDelivery, Directory, Group, PeopleFile, Person
+from runtime.model.people import OPERATORS, DigestDelivery, Directory, Group, PeopleFile, Person
 
 _MODELS: tuple[type[BaseModel], ...] = (
     WorkflowDefinition, TaskDefinition, Phase, Reference, BundleLinkSpec, ManualTrigger,
@@ -483,6 +483,10 @@ def unresolved_assignees(content: Content) -> list[str]:
     if not content.directory:
         return []
     out = []
+    if not content.directory.resolve(OPERATORS):
+        out.append(f"{content.root / 'people'}: no group {OPERATORS!r} with a member: automation "
+                   "failures, and reminders whose assignee names nobody, reach only the log and "
+                   "the sinks; add one")
     for template_id, wf in content.workflows.items():
         names = [("owner", wf.owner or wf.default_assignee)]
         names += [(f"tasks[{i}].assignee", t.assignee or wf.default_assignee)

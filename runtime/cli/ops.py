@@ -48,10 +48,18 @@ def cmd_reminders_list(ctx: Ctx) -> int:
         render.emit_json([r.to_json() for r in reminders])
     else:
         render.table([(r.fire_at.isoformat(), r.kind, r.entity_id, r.delivery_status, r.attempts,
-                       "late" if r.late else "", r.summary) for r in reminders],
-                     ("fire_at", "kind", "entity", "delivery", "attempts", "late", "summary"))
+                       "late" if r.late else "", _to(r), r.summary) for r in reminders],
+                     ("fire_at", "kind", "entity", "delivery", "attempts", "late", "to", "summary"))
     render.more(len(reminders), None, more)
     return OK
+
+
+def _to(reminder: Any) -> str:
+    """Who a reminder is for and how far it got: ``ada, bob:digested``; ``-`` unrouted."""
+    shown = [r.person_id + ("" if r.status == "sent" else f":{r.status}")
+             for r in reminder.recipients[:4]]
+    more = len(reminder.recipients) - len(shown)
+    return ", ".join(shown) + (f" +{more}" if more > 0 else "") if shown else "-"
 
 
 MAX_DELIVERY_WORKERS = 256

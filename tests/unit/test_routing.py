@@ -156,3 +156,11 @@ def test_validate_warns_about_every_assignee_that_resolves_to_nobody(cli, conten
     assert r.code == 0, r.err
     warnings = [line for line in r.err.splitlines() if "'ghost' is no person or group" in line]
     assert warnings and all("vat-return.yaml" in w and "operators" in w for w in warnings), r.err
+
+
+def test_validate_warns_when_nobody_is_in_operators(cli, content_dir: Path) -> None:
+    team = content_dir / "people" / "team.yaml"
+    team.write_text(team.read_text().replace("  - {group_id: operators, members: [grace]}\n", ""))
+    r = cli("validate")
+    assert r.code == 0, r.err
+    assert "no group 'operators' with a member" in r.err, r.err
