@@ -185,8 +185,9 @@ class SmtpChannel:
         # line, which some readers show with a leading space
         mail = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
         mail["From"] = self.sender
-        mail["To"] = formataddr((person.name, person.email or ""))
-        mail["Subject"] = message.subject
+        # one line each: a title or name that spans lines must not break (or forge) a header
+        mail["To"] = formataddr((" ".join(person.name.split()), person.email or ""))
+        mail["Subject"] = " ".join(message.subject.split())
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = f"<{message.key}.{person.person_id}@{MESSAGE_DOMAIN}>"
         mail["X-Dataops-Key"] = message.key
@@ -203,8 +204,8 @@ class SmtpChannel:
             raise SendError(f"{person.person_id} has no email", permanent=True)
         mail = self.email(person, message)
         client = _SMTP(timeout=self.timeout_s)
-        try:
-            with Deadline(self.timeout_s, lambda: getattr(client, "sock", None)) as deadline:
+        with Deadline(self.timeout_s, lambda: getattr(client, "sock", None)) as deadline:
+            try:  # the deadline covers the whole exchange, QUIT included
                 try:
                     client.connect(self.host, self.port)
                     client.ehlo()
@@ -225,11 +226,11 @@ class SmtpChannel:
                         raise SendError(f"{self.url}: timed out (no whole exchange within "
                                         f"{self.timeout_s:g} s)") from e
                     raise SendError(f"{self.url}: {type(e).__name__}: {e}") from e
-        finally:
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                client.close()
+            finally:
+                try:
+                    client.quit()
+                except (OSError, smtplib.SMTPException):
+                    client.close()
 
     def close(self) -> None:
         pass

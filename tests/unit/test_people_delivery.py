@@ -437,3 +437,15 @@ def test_a_server_that_never_answers_is_cut_off_at_the_timeout(lab: Services) ->
         assert time.monotonic() - started < 5
     finally:
         listener.close()
+
+
+def test_a_title_or_name_over_several_lines_makes_one_header_line() -> None:
+    from runtime.model.people import Person
+
+    channel = SmtpChannel("smtp://127.0.0.1:25", env={})
+    person = Person(person_id="ada", name="Ada\nBcc: eve@example.com", email="ada@example.com")
+    mail = channel.email(person, Message("Due today: line one\nBcc: eve@example.com", "t", "<p>h</p>",
+                                         "rem-1"))
+    assert mail["Subject"] == "Due today: line one Bcc: eve@example.com"
+    assert "\n" not in str(mail["To"]) and mail["Bcc"] is None
+    assert b"\nBcc:" not in mail.as_bytes()
