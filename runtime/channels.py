@@ -208,7 +208,7 @@ class SmtpChannel:
             try:  # the deadline covers the whole exchange, QUIT included
                 try:
                     client.connect(self.host, self.port)
-                    client.ehlo()
+                    client.ehlo_or_helo_if_needed()  # HELO for a server that refuses EHLO
                     if self.starttls:
                         client.starttls(context=ssl.create_default_context())
                         client.ehlo()
