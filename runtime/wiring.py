@@ -32,7 +32,8 @@ def open_store(url: str, *, migrate: bool = False) -> Store:
 
 
 def open_artifacts(url: str | None, store_url: str) -> ArtifactStore:
-    """``file:///path`` (default: a folder beside the SQLite file, else ./artifacts)."""
+    """``file:///path`` (default: a folder beside the SQLite file, else ./artifacts) or
+    ``s3://BUCKET/prefix[?endpoint_url=URL&region=R]``."""
     from runtime.artifacts import LocalArtifactStore, artifacts_for_store
 
     if not url:
@@ -43,9 +44,11 @@ def open_artifacts(url: str | None, store_url: str) -> ArtifactStore:
             raise InputError(f"artifacts URL {url!r} names no folder; write file:///path/to/dir")
         return LocalArtifactStore(path)
     if url.startswith("s3://"):
-        raise InputError(f"artifacts {url!r}: the S3 artifact store is not built yet; "
-                         "use file:///path")
-    raise InputError(f"artifacts URL {url!r} has no known scheme; use file:///path/to/dir")
+        from runtime.artifacts_s3 import S3ArtifactStore
+
+        return S3ArtifactStore(url)
+    raise InputError(f"artifacts URL {url!r} has no known scheme; use file:///path/to/dir or "
+                     "s3://BUCKET/prefix")
 
 
 def open_services(
