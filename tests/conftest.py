@@ -43,6 +43,19 @@ def pg_server() -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server mode on 127.0.0.1 (its S3, SNS and SQS over HTTP) for the whole session:
+    the code under test talks to it with boto3 like it would to AWS; nothing is patched."""
+    from moto.server import ThreadedMotoServer  # a dev dependency: missing, it fails loudly
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 def _running_pg() -> Any:
     from tests.pg import RUNNING
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from runtime.limits import MAX_OFFSET_DAYS
 from runtime.model.common import Definition, FreeForm
@@ -133,6 +133,20 @@ LocalTime = Annotated[time, BeforeValidator(_sexagesimal)]
 """A wall-clock time written HH:MM (quoted or not)."""
 
 
+def _iana(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{v!r} is not an IANA time zone; use a name like Europe/Berlin or America/New_York"
+        ) from None
+    return v
+
+
+Zone = Annotated[str, AfterValidator(_iana)]
+"""An IANA time zone name."""
+
+
 class ReminderPolicy(Definition):
     at: LocalTime = time(9, 0)
     overdue_repeats: int = Field(default=3, ge=0, le=365)
@@ -198,7 +212,7 @@ class WorkflowDefinition(Definition):
     version: int = Field(ge=1)
     title: str = Field(min_length=1)
     description: str | None = None
-    timezone: str
+    timezone: Zone
     default_assignee: str | None = None
     owner: str | None = None
     """Receives the bundle's own reminders (missing links, stage changes, recurring); default
@@ -212,17 +226,6 @@ class WorkflowDefinition(Definition):
     phases: list[Phase] = Field(min_length=1)
     tasks: list[TaskDefinition] = Field(min_length=1)
     tags: list[str] = []
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{v!r} is not an IANA time zone; use a name like Europe/Berlin or America/New_York"
-            ) from None
-        return v
 
     def task(self, task_ref: str) -> TaskDefinition:
         for t in self.tasks:

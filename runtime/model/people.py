@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import EmailStr, Field
 
 from runtime.model.common import Definition
-from runtime.model.definitions import LocalTime, Slug
+from runtime.model.definitions import LocalTime, Slug, Zone
 
 OPERATORS = "operators"
 """The group that receives automation failures and whatever resolves to nobody."""
@@ -32,20 +31,9 @@ class Person(Definition):
     email: EmailStr | None = None
     chat: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     """A Slack-compatible incoming webhook: the chat:// sink posts ``{"text": ...}`` to it."""
-    timezone: str = "UTC"
+    timezone: Zone = "UTC"
     manager: Slug | None = None
     delivery: Literal["immediate"] | DigestDelivery = "immediate"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{v!r} is not an IANA time zone; use a name like Europe/London or America/New_York"
-            ) from None
-        return v
 
     @property
     def digest_at(self) -> time | None:

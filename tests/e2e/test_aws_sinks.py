@@ -4,24 +4,18 @@ of boto3 inside the process: the sink talks to the endpoint like it would to AWS
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import boto3  # a dev dependency: a missing one fails loudly, it is never skipped
 import pytest
-from moto.server import ThreadedMotoServer
 
 from runtime.model import Reminder, ReminderKind
 from runtime.model.common import utc
 from runtime.notify import AwsSink, DeliveryError, open_sink, payload_of
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture
+def endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3  # a dev dependency: a missing one fails loudly, it is never skipped
 import pytest
-from moto.server import ThreadedMotoServer
 
 from runtime.artifacts_s3 import ArtifactsFault, S3ArtifactStore
 from runtime.errors import NotFoundError
@@ -22,13 +20,9 @@ from runtime.errors import NotFoundError
 TASK = "vat-return/2026-11-02/collect-invoices"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture
+def endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 @pytest.fixture
