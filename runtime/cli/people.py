@@ -11,37 +11,17 @@ from runtime.cli.context import Ctx
 OK = 0
 
 
-def _directory(ctx: Ctx) -> Any:
-    from runtime.errors import InputError
-
-    content = ctx.content()
-    if not content.directory:
-        problems = [p for path, ps in content.broken.items() if "people" in path.parts for p in ps]
-        hint = f"; {problems[0]}" if problems else ""
-        raise InputError(f"no people in {ctx.content_dir}/people; add people/*.yaml (see "
-                         f"docs/people.md){hint}")
-    return content.directory
-
-
-def _person_json(person: Any, groups: list[str]) -> dict[str, Any]:
-    body: dict[str, Any] = person.model_dump(mode="json")
-    body["delivery"] = "immediate" if person.digest_at is None else {
-        "digest": person.digest_at.strftime("%H:%M")}
-    body["groups"] = groups
-    return body
-
-
 def cmd_people_list(ctx: Ctx) -> int:
-    from runtime.engine.views import open_tasks_of
+    from runtime.engine.views import directory_or_raise, open_tasks_of, person_json
 
-    directory = _directory(ctx)
     svc = ctx.services()
+    directory = directory_or_raise(svc)
     rows = []
     for pid in sorted(directory.people):
         person, groups = directory.people[pid], directory.groups_of(pid)
         rows.append((person, groups, len(open_tasks_of(svc, [pid, *groups]))))
     if ctx.args.json:
-        render.emit_json([{**_person_json(p, g), "open_tasks": n} for p, g, n in rows])
+        render.emit_json([{**person_json(p, g), "open_tasks": n} for p, g, n in rows])
         return OK
     render.table([(p.person_id, p.name, p.email, p.timezone,
                    "immediate" if p.digest_at is None else f"digest {p.digest_at:%H:%M}",
@@ -52,31 +32,21 @@ def cmd_people_list(ctx: Ctx) -> int:
 
 
 def cmd_people_show(ctx: Ctx) -> int:
-    from runtime.engine.views import OPEN_TASKS_SHOWN, open_tasks_of
-    from runtime.errors import NotFoundError
+    from runtime.engine.views import OPEN_TASKS_SHOWN, person_view
 
-    directory = _directory(ctx)
-    pid = ctx.args.person_id
-    person = directory.people.get(pid)
-    if person is None:
-        group = directory.groups.get(pid)
-        hint = (f"{pid!r} is a group ({', '.join(group.members)}); show one of its members"
-                if group else f"people: {', '.join(sorted(directory.people))}")
-        raise NotFoundError("person", pid, hint)
-    groups = directory.groups_of(pid)
-    tasks = open_tasks_of(ctx.services(), [pid, *groups])
+    person, tasks = person_view(ctx.services(), ctx.args.person_id)
     if ctx.args.json:
-        render.emit_json({"person": _person_json(person, groups),
-                          "open_tasks": [t.to_json() for t in tasks]})
+        render.emit_json({"person": person, "open_tasks": [t.to_json() for t in tasks]})
         return OK
-    render.out(f"person   {person.person_id}  ({person.name})")
-    render.out(f"email    {person.email or '-'}")
-    render.out(f"chat     {person.chat or '-'}")
-    render.out(f"zone     {person.timezone}")
-    render.out("delivery " + ("immediate" if person.digest_at is None
-                              else f"digest at {person.digest_at:%H:%M} {person.timezone}"))
-    render.out(f"manager  {person.manager or '-'}")
-    render.out(f"groups   {', '.join(groups) or '-'}")
+    delivery = person["delivery"]
+    render.out(f"person   {person['person_id']}  ({person['name']})")
+    render.out(f"email    {person['email'] or '-'}")
+    render.out(f"chat     {person['chat'] or '-'}")
+    render.out(f"zone     {person['timezone']}")
+    render.out("delivery " + (delivery if isinstance(delivery, str)
+                              else f"digest at {delivery['digest']} {person['timezone']}"))
+    render.out(f"manager  {person['manager'] or '-'}")
+    render.out(f"groups   {', '.join(person['groups']) or '-'}")
     render.out()
     render.out(f"{len(tasks)} open task{'s' if len(tasks) != 1 else ''}"
                + (f" (the first {OPEN_TASKS_SHOWN})" if len(tasks) >= OPEN_TASKS_SHOWN else ""))

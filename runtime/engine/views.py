@@ -131,3 +131,42 @@ def open_tasks_of(svc: Services, names: list[str], limit: int = OPEN_TASKS_SHOWN
                 if cursor is None:
                     break
     return [found[k] for k in sorted(found)][:limit]
+
+
+def person_json(person: Any, groups: list[str]) -> dict[str, Any]:
+    """A person of the directory as the CLI's --json and the HTTP API show it: its fields,
+    ``delivery`` as written in YAML (``immediate`` or ``{"digest": "HH:MM"}``), its groups."""
+    body: dict[str, Any] = person.model_dump(mode="json")
+    body["delivery"] = "immediate" if person.digest_at is None else {
+        "digest": person.digest_at.strftime("%H:%M")}
+    body["groups"] = groups
+    return body
+
+
+def directory_or_raise(svc: Services) -> Any:
+    """The people directory. :raises InputError: there is none (content/people is missing or
+    every file of it is broken)."""
+    content = svc.content
+    if not content.directory:
+        problems = [p for path, ps in content.broken.items() if "people" in path.parts for p in ps]
+        hint = f"; {problems[0]}" if problems else ""
+        raise InputError(f"no people in {content.root / 'people'}; add people/*.yaml (see "
+                         f"docs/people.md){hint}")
+    return content.directory
+
+
+def person_view(svc: Services, person_id: str) -> tuple[dict[str, Any], list[Task]]:
+    """One person (:func:`person_json`) and their open tasks (:func:`open_tasks_of`).
+
+    :raises NotFoundError: no such person (a group is named as such)."""
+    from runtime.errors import NotFoundError
+
+    directory = directory_or_raise(svc)
+    person = directory.people.get(person_id)
+    if person is None:
+        group = directory.groups.get(person_id)
+        hint = (f"{person_id!r} is a group ({', '.join(group.members)}); show one of its members"
+                if group else f"people: {', '.join(sorted(directory.people))}")
+        raise NotFoundError("person", person_id, hint)
+    groups = directory.groups_of(person_id)
+    return person_json(person, groups), open_tasks_of(svc, [person_id, *groups])

@@ -117,6 +117,28 @@ class ReminderPreviewPage(BaseModel):
     next_cursor: str | None
 
 
+class PersonOut(BaseModel):
+    person_id: str
+    name: str
+    email: str | None
+    chat: str | None
+    timezone: str
+    manager: str | None
+    delivery: str | dict[str, str]
+    """``immediate``, or ``{"digest": "HH:MM"}`` (local to the person)."""
+    groups: list[str]
+
+
+class PersonPage(BaseModel):
+    items: list[PersonOut]
+    next_cursor: str | None
+
+
+class PersonWithTasks(BaseModel):
+    person: PersonOut
+    open_tasks: list[Task]
+
+
 class TemplateSummary(BaseModel):
     template_id: str
     version: int
@@ -451,6 +473,22 @@ def create_app(svc: Services, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
                   "fire_at": f.fire_at.isoformat(), "late": is_late(f.fire_at, when),
                   "summary": f.summary} for f in preview_due(who, when)]
         return _json(orjson.dumps({"items": items, "next_cursor": None}))
+
+    @app.get("/v1/people", response_model=PersonPage, tags=["people"], responses=READ)
+    def people(caller: Caller = viewer) -> Response:
+        who = caller.services()
+        directory = views.directory_or_raise(who)
+        items = [views.person_json(directory.people[pid], directory.groups_of(pid))
+                 for pid in sorted(directory.people)]
+        return _json(orjson.dumps({"items": items, "next_cursor": None}))
+
+    @app.get("/v1/people/{person_id}", response_model=PersonWithTasks, tags=["people"],
+             responses=READ)
+    def person(person_id: str, caller: Caller = viewer) -> Response:
+        who = caller.services()
+        body, tasks = views.person_view(who, person_id)
+        return _json(b'{"person":' + orjson.dumps(body) + b',"open_tasks":['
+                     + b",".join(t.model_dump_json().encode() for t in tasks) + b"]}")
 
     @app.get("/v1/audit", response_model=AuditPage, tags=["audit"], responses=READ)
     def audit(entity_id: str | None = None, limit: int = Query(100, ge=1, le=1000),

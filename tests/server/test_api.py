@@ -179,6 +179,19 @@ def test_templates_reminders_preview_and_health(api: Api) -> None:
     assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
+def test_people_and_their_open_tasks(api: Api) -> None:
+    people = api.get("/v1/people").json()["items"]
+    assert [p["person_id"] for p in people] == ["ada", "bob", "carmen", "dev", "grace"]
+    assert people[1]["delivery"] == {"digest": "08:30"} and people[0]["groups"] == ["bookkeeper"]
+    created(api)
+    ada = api.get("/v1/people/ada").json()
+    assert ada["person"]["email"] == "ada@example.com"
+    assert ada["open_tasks"] and {t["assignee"] for t in ada["open_tasks"]} == {"bookkeeper"}
+    assert api.client.get("/v1/people").status_code == 401
+    assert "is a group (ada, bob)" in problem_of(api.get("/v1/people/bookkeeper"), 404)["detail"]
+    problem_of(api.get("/v1/people/zed"), 404)
+
+
 def test_paging_through_a_500_task_bundle(api: Api) -> None:
     created(api, "big", "2026-12-01")
     seen: list[str] = []
