@@ -421,16 +421,18 @@ def test_starttls_and_login_when_configured(lab: Services, tmp_path: Path,
         server.stop()
 
 
-def test_a_server_that_never_answers_is_cut_off_at_the_timeout(lab: Services) -> None:
+def test_a_server_that_never_answers_is_cut_off_at_the_timeout() -> None:
     import socket
     import time
+
+    from runtime.model.people import Person
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)  # accepts connections (the kernel's backlog) and never says a word
     try:
         channel = SmtpChannel(f"smtp://127.0.0.1:{listener.getsockname()[1]}?timeout=1")
-        person = lab.content.directory.people["ada"]
+        person = Person(person_id="ada", name="Ada", email="ada@example.com")
         started = time.monotonic()
         with pytest.raises(SendError, match="timed out"):
             channel.send(person, Message("s", "t", "<p>h</p>", "rem-x"))
