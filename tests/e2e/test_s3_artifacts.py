@@ -105,3 +105,21 @@ def test_a_misspelt_option_is_one_line_and_writes_nothing(cli: Any, tmp_path: Pa
     assert len(r.err.strip().splitlines()) == 1
     shown = cli("task", "show", TASK, "--json").json()
     assert [p for p in shown["proof"] if p["kind"] == "artifact"] == []
+
+
+def test_an_unreachable_endpoint_is_one_line_naming_it(s3: Any) -> None:
+    from botocore.config import Config
+
+    from tests.smtp import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    # the store's own client retries 5 times with backoff; one attempt shows the same answer
+    client = boto3.client("s3", endpoint_url=closed,
+                          config=Config(retries={"mode": "standard", "max_attempts": 1},
+                                        connect_timeout=2, read_timeout=2))
+    store = S3ArtifactStore(f"s3://blobs/p?endpoint_url={closed}", client=client)
+    with pytest.raises(ArtifactsFault) as err:
+        store.put(b"x")
+    message = str(err.value)
+    assert message.startswith("artifacts s3://blobs/p: cannot write: ")
+    assert "check the endpoint and the network" in message and "\n" not in message
