@@ -46,25 +46,37 @@ def _due_items(reminder: Reminder, now: datetime) -> list[Recipient]:
             and r.status == RecipientStatus.PENDING and r.digest_at is not None and r.digest_at <= now]
 
 
-def gather_digests(svc: Services, now: datetime) -> list[Digest]:
+def gather_digests(svc: Services, now: datetime, rounds: int = 3) -> list[Digest]:
     """Create the digest of every person whose digest time has come and who has reminders
-    waiting for it; each once (a digest another daemon created first is left to it)."""
+    waiting for it; each once (a digest another daemon created first is left to it). A
+    reminder for several digest people is written once per person: when their writes meet in
+    one batch the later ones lose on its version and are gathered again, from a fresh read,
+    in the next round."""
     from runtime.engine.routing import directory_of
 
     directory = directory_of(svc)
-    waiting: dict[str, list[Reminder]] = defaultdict(list)
-    for reminder in svc.store.pending_digests(now, GATHER_LIMIT):
-        for rcpt in _due_items(reminder, now):
-            waiting[rcpt.person_id].append(reminder)
     limit = svc.store.max_items
     most = MAX_ITEMS if limit is None else max(1, min(MAX_ITEMS, (limit - 2) // 2))
-    units: list[tuple[UnitOfWork, Digest | None]] = []
-    for person_id, found in sorted(waiting.items()):
-        found = sorted({r.reminder_id: r for r in found}.values(),
-                       key=lambda r: (r.recorded_at, r.reminder_id))
-        units.append(_gather_one(svc, person_id, found[:most], directory, now))
-    written = commit_batched(svc, [u for u, _ in units])
-    return [d for ok, (_, d) in zip(written, units, strict=True) if ok and d is not None]
+    made: list[Digest] = []
+    only: set[str] | None = None
+    for _ in range(rounds):
+        waiting: dict[str, list[Reminder]] = defaultdict(list)
+        for reminder in svc.store.pending_digests(now, GATHER_LIMIT):
+            for rcpt in _due_items(reminder, now):
+                if only is None or rcpt.person_id in only:
+                    waiting[rcpt.person_id].append(reminder)
+        people = sorted(waiting)
+        units = []
+        for person_id in people:
+            found = sorted({r.reminder_id: r for r in waiting[person_id]}.values(),
+                           key=lambda r: (r.recorded_at, r.reminder_id))
+            units.append(_gather_one(svc, person_id, found[:most], directory, now))
+        written = commit_batched(svc, [u for u, _ in units])
+        made += [d for ok, (_, d) in zip(written, units, strict=True) if ok and d is not None]
+        only = {pid for ok, pid in zip(written, people, strict=True) if not ok}
+        if not only:
+            break
+    return made
 
 
 def _gather_one(svc: Services, person_id: str, found: list[Reminder], directory: Any,

@@ -225,12 +225,18 @@ class MemoryStore:
                 self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), changes.doc(rec).encode())
 
     def _check(self, changes: Changes) -> None:
+        updated: dict[tuple[str, str], int] = {}
         for rec, expected in changes.updates:  # first: a lost race names the record
-            row = self._rows(kind_of(rec)).get(record_id(rec))
+            key = (kind_of(rec), record_id(rec))
+            row = self._rows(key[0]).get(key[1])
             if row is None:
-                raise NotFoundError(kind_of(rec), record_id(rec))
-            if row[0] != expected:
-                raise ConflictError(record_id(rec), f"version is {row[0]}, expected {expected}")
+                raise NotFoundError(*key)
+            # a second update of one record in one write meets the version the first wrote,
+            # as it does in SQL (``... WHERE version = expected`` then matches no row)
+            version = updated.get(key, row[0])
+            if version != expected:
+                raise ConflictError(key[1], f"version is {version}, expected {expected}")
+            updated[key] = _version(rec)
         seen: set[tuple[str, str]] = set()
         for rec in (*changes.creates, *changes.events):
             key = (kind_of(rec), record_id(rec))

@@ -1103,6 +1103,22 @@ def _scannable() -> list[Changes]:
             for k in range(0, len(recs), 9)]
 
 
+class TestTwoUpdatesInOneWrite:
+    def test_two_updates_of_one_record_from_one_version_conflict_and_write_nothing(
+            self, store: Store):
+        r = reminder("r-twice")
+        store.commit(Changes(creates=[r]))
+        a = r.model_copy(update={"summary": "a", "version": 2})
+        b = r.model_copy(update={"summary": "b", "version": 2})
+        with pytest.raises(ConflictError):
+            store.commit(Changes(updates=[(a, 1), (b, 1)]))
+        assert store.get(Reminder, "r-twice") == r
+        # one after the other (the second from the first's version) is a write
+        c = a.model_copy(update={"summary": "c", "version": 3})
+        store.commit(Changes(updates=[(a, 1), (c, 2)]))
+        assert store.get(Reminder, "r-twice").summary == "c"
+
+
 class TestDigestIndexes:
     """The two indexes digests are found by: reminders by ``digest_after`` (the earliest digest
     still to gather them) and digests by ``deliver_after`` (to send)."""

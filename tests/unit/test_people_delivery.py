@@ -69,8 +69,11 @@ def write_lab(root: Path, chat_url: str = "http://127.0.0.1:9/hooks/erin") -> Pa
             {"person_id": "dana", "name": "Dana", "email": "dana@example.com",
              "timezone": "Europe/London", "delivery": {"digest": "08:30"}},
             {"person_id": "erin", "name": "Erin", "chat": chat_url},
+            {"person_id": "fay", "name": "Fay", "email": "fay@example.com",
+             "timezone": "Europe/London", "delivery": {"digest": "08:30"}},
         ],
         "groups": [{"group_id": "bookkeeper", "members": ["ada", "bob"]},
+                   {"group_id": "digesters", "members": ["dana", "fay"]},
                    {"group_id": "operators", "members": ["grace"]}],
     }
     lab = {
@@ -451,3 +454,20 @@ def test_a_title_or_name_over_several_lines_makes_one_header_line() -> None:
     assert mail["Subject"] == "Due today: line one Bcc: eve@example.com"
     assert "\n" not in str(mail["To"]) and mail["Bcc"] is None
     assert b"\nBcc:" not in mail.as_bytes()
+
+
+def test_a_reminder_for_two_digest_people_is_in_each_ones_digest_in_one_sweep(
+        lab: Services, smtp: SmtpServer) -> None:
+    svc = lab
+    engine.create_bundle(svc, "dig", date(2026, 10, 23))
+    at(svc, utc(2026, 10, 22, 12))
+    engine.assign_task(svc, "dig/2026-10-23/d0", "digesters")
+    run(svc, utc(2026, 10, 23, 8), [SmtpChannel(smtp.url)])
+    run(svc, utc(2026, 10, 24, 7, 30), [SmtpChannel(smtp.url)])
+    assert sorted((m.to[0], m.subject) for m in smtp.handler.inbox) == [
+        ("dana@example.com", "Your digest for 2026-10-24: 1 reminder"),
+        ("fay@example.com", "Your digest for 2026-10-24: 1 reminder")]
+    [due] = [r for r in reminders(svc.store) if r.kind == K.DUE and r.entity_id.endswith("d0")]
+    assert [(r.person_id, r.status) for r in due.recipients] == [
+        ("dana", RecipientStatus.DIGESTED), ("fay", RecipientStatus.DIGESTED)]
+    assert due.digest_after is None
