@@ -37,7 +37,6 @@ import argparse
 import gc
 import os
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -138,35 +137,21 @@ def build_db(path: Path, content: Content) -> None:
     fsync_file(path)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _sweep_bench() -> Any:
+    """benchmarks/sweep.py, loaded by path (this folder is not on sys.path): its fsynced copy of
+    a database and its in-memory sink serve here too."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_sweep", HERE / "sweep.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    return bench
 
 
-def fresh_copy(src: Path, dst: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{dst}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(src, dst)
-    fsync_file(dst)
-
-
-# ---- sinks -------------------------------------------------------------------------------------
-
-
-class NullSink:
-    url = "null://sink"
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-
-    def deliver(self, payload: dict[str, Any]) -> None:
-        self.payloads.append(payload)
-
-    def close(self) -> None:
-        pass
+_SWEEP = _sweep_bench()
+fsync_file, fresh_copy, NullSink = _SWEEP.fsync_file, _SWEEP.fresh_copy, _SWEEP.MemorySink
 
 
 class NullChannel:
@@ -215,7 +200,7 @@ def one_sweep(variant: str, src: Path, work: Path, contents: dict[bool, Content]
     return {"seconds": took, "cpu": cpu, "recipients": recipients / len(report.recorded)}
 
 
-def check(variant: str, report: Any, store: Any, sink: NullSink, channel: NullChannel,
+def check(variant: str, report: Any, store: Any, sink: Any, channel: NullChannel,
           expected: int) -> None:
     """Every reminder recorded and delivered; with routing, each with recipients (in the store
     too); with the channel, one send per recipient and each recipient ``sent``."""

@@ -11,6 +11,7 @@ with ``<script>`` arrives as text).
 from __future__ import annotations
 
 import os
+import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -19,7 +20,14 @@ from urllib.parse import parse_qsl, urlparse
 
 from runtime.errors import InputError
 from runtime.model.people import Person
-from runtime.notify import DEFAULT_TIMEOUT_S, Deadline, DeliveryError, check_http_target, post_json
+from runtime.notify import (
+    DEFAULT_TIMEOUT_S,
+    Deadline,
+    DeliveryError,
+    check_http_target,
+    post_json,
+    timeout_of,
+)
 
 MESSAGE_DOMAIN = "dataops.invalid"
 """The right-hand side of the Message-IDs we make: deterministic per reminder (or digest) and
@@ -120,22 +128,17 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
 
-def _query(url: str) -> dict[str, str]:
-    return dict(parse_qsl(urlparse(url).query, keep_blank_values=True))
+def _options(url: str, default_timeout: float, known: set[str], usage: str
+             ) -> tuple[dict[str, str], float]:
+    """A channel URL's query options and its timeout (the sinks' one ``?timeout=`` rule).
 
-
-def _timeout(url: str, query: dict[str, str], default: float) -> float:
-    import math
-
-    if "timeout" not in query:
-        return default
-    try:
-        value = float(query["timeout"])
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"sink {url!r}: timeout={query['timeout']} is not a positive number of seconds")
-    return value
+    :raises InputError: an option other than ``known`` and ``timeout``."""
+    rest, timeout = timeout_of(url, default_timeout)
+    options = dict(parse_qsl(urlparse(rest).query, keep_blank_values=True))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"sink {url!r}: unknown option {unknown[0]!r}; {usage}")
+    return options, timeout
 
 
 class SmtpChannel:
@@ -151,11 +154,8 @@ class SmtpChannel:
                  env: dict[str, str] | None = None) -> None:
         env = dict(os.environ) if env is None else env
         parsed = urlparse(url)
-        query = _query(url)
-        unknown = sorted(set(query) - {"starttls", "timeout"})
-        if unknown:
-            raise InputError(f"sink {url!r}: unknown option {unknown[0]!r}; smtp:// takes "
-                             "starttls=true and timeout=SECONDS")
+        query, self.timeout_s = _options(url, timeout_s, {"starttls"},
+                                         "smtp:// takes starttls=true and timeout=SECONDS")
         if not parsed.hostname:
             raise InputError(f"sink {url!r} names no host; write smtp://HOST:PORT")
         try:
@@ -166,7 +166,6 @@ class SmtpChannel:
         if starttls not in ("true", "false"):
             raise InputError(f"sink {url!r}: starttls={query['starttls']} must be true or false")
         self.url, self.host, self.starttls = url, parsed.hostname, starttls == "true"
-        self.timeout_s = _timeout(url, query, timeout_s)
         self.sender = env.get("DATAOPS_SMTP_FROM") or "dataops@localhost"
         self.user = env.get("DATAOPS_SMTP_USER") or None
         self.password = env.get("DATAOPS_SMTP_PASSWORD") or None
@@ -196,7 +195,6 @@ class SmtpChannel:
         return mail
 
     def send(self, person: Person, message: Message) -> None:
-        import smtplib
         import ssl
 
         to = person.email
@@ -236,25 +234,15 @@ class SmtpChannel:
         pass
 
 
-@cache
-def _smtp_class() -> type:
-    import smtplib
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, connected after construction (so that the deadline covers the
+    connect and the greeting) yet knowing the host name STARTTLS checks the certificate
+    against: ``SMTP.connect`` does not record it, only the constructor does."""
 
-    class SMTP(smtplib.SMTP):
-        """smtplib's client, connected after construction (so that the deadline covers the
-        connect and the greeting) yet knowing the host name STARTTLS checks the certificate
-        against: ``SMTP.connect`` does not record it, only the constructor does."""
-
-        def connect(self, host: str = "localhost", port: int = 0,
-                    source_address: Any = None) -> Any:
-            self._host = host
-            return super().connect(host, port, source_address)
-
-    return SMTP
-
-
-def _SMTP(**kwargs: Any) -> Any:  # noqa: N802 - a class made on first use (smtplib imported late)
-    return _smtp_class()(**kwargs)
+    def connect(self, host: str = "localhost", port: int = 0,
+                source_address: Any = None) -> Any:
+        self._host = host
+        return super().connect(host, port, source_address)
 
 
 def _text(raw: bytes | str) -> str:
@@ -275,12 +263,8 @@ class ChatChannel:
     channel = "chat"
 
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        query = _query(url)
-        unknown = sorted(set(query) - {"timeout"})
-        if unknown:
-            raise InputError(f"sink {url!r}: unknown option {unknown[0]!r}; chat:// takes timeout=SECONDS")
+        _, self.timeout_s = _options(url, timeout_s, set(), "chat:// takes timeout=SECONDS")
         self.url = url
-        self.timeout_s = _timeout(url, query, timeout_s)
 
     def address(self, person: Person) -> str | None:
         return person.chat

@@ -131,7 +131,7 @@ def verify_signature(secret: str, timestamp: str | None, body: bytes, signature:
 DEFAULT_TIMEOUT_S = 10.0
 
 
-def _timeout_of(url: str, default: float) -> tuple[str, float]:
+def timeout_of(url: str, default: float) -> tuple[str, float]:
     """The URL without its ``timeout`` query option, and that timeout (seconds) or ``default``."""
     import math
     from urllib.parse import parse_qsl, urlencode, urlunparse
@@ -163,7 +163,7 @@ class WebhookSink:
 
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        self.target, timeout_s = _timeout_of(url, timeout_s)
+        self.target, timeout_s = timeout_of(url, timeout_s)
         check_http_target(self.target, "sink")
         secret = secret if secret is not None else os.environ.get("DATAOPS_WEBHOOK_SECRET")
         if not secret:

@@ -20,11 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Event
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runtime.engine.services import Services
 from runtime.engine.uow import UnitOfWork, commit_batched
-from runtime.model import DeliveryStatus, Recipient, RecipientStatus, Reminder, ReminderKind
+from runtime.model import (
+    DeliveryStatus,
+    Digest,
+    Recipient,
+    RecipientStatus,
+    Reminder,
+    ReminderKind,
+)
 from runtime.notify import DeliveryError, LogSink, Sink, payload_of
 from runtime.rules.reminders import Firing
 from runtime.store import Changes
@@ -67,6 +74,8 @@ class RetryPolicy:
 
 NOT_STARTED = "not started: the daemon is stopping"
 
+D = TypeVar("D", Reminder, Digest)
+
 
 @dataclass
 class PersonOutcome:
@@ -77,6 +86,17 @@ class PersonOutcome:
     retry: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     skipped: str | None = None
+
+    def take(self, channel: str, result: str | tuple[str, str] | None) -> None:
+        """Count one send's result (:func:`_send_one`): sent, retried, refused for good."""
+        if result is None:
+            self.sent.append(channel)
+        elif isinstance(result, tuple):
+            self.refused.append(result[1])
+        elif result == NOT_STARTED:
+            self.retry.append(f"{channel}: {NOT_STARTED}")
+        else:
+            self.retry.append(result)
 
 
 @dataclass
@@ -126,10 +146,10 @@ def deliver_pending(svc: Services, sinks: Sequence[Any], now: datetime, *,
     return report
 
 
-def _leases(svc: Services, page: list[Reminder], now: datetime, policy: RetryPolicy
-            ) -> tuple[list[Reminder], list[UnitOfWork], list[Reminder]]:
-    """A page split into the reminders whose attempts are spent and the leases of the others
-    (their units of work and the leased records)."""
+def _leases(svc: Services, page: list[D], now: datetime, policy: RetryPolicy
+            ) -> tuple[list[D], list[UnitOfWork], list[D]]:
+    """A page (of reminders or digests) split into the records whose attempts are spent and the
+    leases of the others (their units of work and the leased records)."""
     # a lease that ran out with every attempt spent: the deliveries never finished (a
     # daemon died in them each time); it fails now instead of being leased forever
     spent = [r for r in page if r.attempts >= policy.max_attempts]
@@ -259,14 +279,7 @@ def _outcome(sink_futures: list[Any], person_futures: dict[str, list[tuple[str, 
         for channel, future in sends:
             result = future.result()
             starts.append(result if result == NOT_STARTED else None)
-            if result is None:
-                person.sent.append(channel)
-            elif result == NOT_STARTED:
-                person.retry.append(f"{channel}: {NOT_STARTED}")
-            elif isinstance(result, tuple):
-                person.refused.append(result[1])
-            else:
-                person.retry.append(result)
+            person.take(channel, result)
     for pid, why in skipped.items():
         outcome.people.setdefault(pid, PersonOutcome()).skipped = why
     outcome.not_started = bool(starts) and all(e == NOT_STARTED for e in starts)

@@ -134,7 +134,7 @@ def deliver_digests(svc: Services, channels: Sequence[Any], now: datetime, polic
     retried like a reminder's delivery; returns the digests settled as sent."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from runtime.engine.delivery import PersonOutcome, _send_one
+    from runtime.engine.delivery import PersonOutcome, _leases, _send_one
     from runtime.engine.routing import directory_of
 
     if not channels:
@@ -146,11 +146,12 @@ def deliver_digests(svc: Services, channels: Sequence[Any], now: datetime, polic
                             thread_name_prefix="dataops-digest") as pool:
         while True:
             page = svc.store.pending_digest_deliveries(now, limit)
-            units = [UnitOfWork(svc, now) for _ in page]
-            leased = [u.touch(d, {"deliver_after": now + policy.lease, "attempts": d.attempts + 1},
-                              bump=True) for u, d in zip(units, page, strict=True)]
+            spent, units, leased = _leases(svc, page, now, policy)
             won = commit_batched(svc, units)
-            jobs = []
+            # a digest whose attempts are spent without one finishing fails now, as a reminder does
+            never = "sending attempts never finished (did a daemon die while sending it?)"
+            jobs: list[tuple[Digest, Any, list[Any]]] = [
+                (d, PersonOutcome(retry=[f"{d.attempts} {never}"]), []) for d in spent]
             for digest in [d for d, ok in zip(leased, won, strict=True) if ok]:
                 outcome = PersonOutcome()
                 person = directory.people.get(digest.person_id)
@@ -175,18 +176,12 @@ def deliver_digests(svc: Services, channels: Sequence[Any], now: datetime, polic
             settled = []
             for digest, outcome, futures in jobs:
                 for channel, future in futures:
-                    result = future.result()
-                    if result is None:
-                        outcome.sent.append(channel)
-                    elif isinstance(result, tuple):
-                        outcome.refused.append(result[1])
-                    else:
-                        outcome.retry.append(result)
+                    outcome.take(channel, future.result())
                 settled.append(_settle(svc, digest, outcome, now, policy))
             written = commit_batched(svc, [u for u, _ in settled])
             sent += [done for ok, (_, done) in zip(written, settled, strict=True)
                      if ok and done.delivery_status == DeliveryStatus.DELIVERED]
-            if len(page) < limit or not any(won):
+            if len(page) < limit or not (any(won) or spent):
                 return sent
 
 

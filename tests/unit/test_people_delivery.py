@@ -471,3 +471,28 @@ def test_a_reminder_for_two_digest_people_is_in_each_ones_digest_in_one_sweep(
     assert [(r.person_id, r.status) for r in due.recipients] == [
         ("dana", RecipientStatus.DIGESTED), ("fay", RecipientStatus.DIGESTED)]
     assert due.digest_after is None
+
+
+def test_a_digest_whose_attempts_never_finish_fails_once_with_a_failure_to_operators(
+        lab: Services, smtp: SmtpServer) -> None:
+    """A daemon that died while sending it, every time: the leases counted the attempts, so the
+    digest fails instead of being leased forever (like a reminder's delivery)."""
+    from runtime.store import Changes
+
+    svc = lab
+    engine.create_bundle(svc, "dig", date(2026, 10, 23))
+    run(svc, utc(2026, 10, 23, 8), [SmtpChannel(smtp.url)])
+    at(svc, utc(2026, 10, 24, 7, 30))
+    from runtime.engine.digests import gather_digests
+
+    [digest] = gather_digests(svc, utc(2026, 10, 24, 7, 30))
+    stored = svc.store.get(Digest, digest.digest_id)
+    spent = stored.model_copy(update={"attempts": RetryPolicy().max_attempts,
+                                      "version": stored.version + 1})
+    svc.store.commit(Changes(updates=[(spent, stored.version)]))
+    run(svc, utc(2026, 10, 24, 7, 30), [SmtpChannel(smtp.url)])
+    failed = svc.store.get(Digest, digest.digest_id)
+    assert failed.delivery_status == DeliveryStatus.FAILED and "never finished" in (failed.last_error or "")
+    assert smtp.handler.to("dana@example.com") == []
+    [failure] = [r for r in reminders(svc.store) if r.kind == K.AUTOMATION_FAILURE]
+    assert failure.entity_id == digest.digest_id and failure.recipients[0].person_id == "grace"
