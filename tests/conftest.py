@@ -23,7 +23,9 @@ from runtime.store import Store, open_store
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONTENT = REPO / "content"
 
-STORE_KINDS = ["memory", "sqlite", "postgres"]
+STORE_KINDS = ["memory", "sqlite", "postgres", "dynamodb"]
+SHARED_KINDS = ["sqlite", "postgres", "dynamodb"]
+"""The stores several processes can share."""
 
 
 @pytest.fixture
@@ -45,15 +47,23 @@ def pg_server() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """moto's server mode on 127.0.0.1 (its S3, SNS and SQS over HTTP) for the whole session:
-    the code under test talks to it with boto3 like it would to AWS; nothing is patched."""
-    from moto.server import ThreadedMotoServer  # a dev dependency: missing, it fails loudly
+    """moto's server mode on 127.0.0.1 (its DynamoDB, S3, SNS and SQS over HTTP) for the whole
+    session, one request at a time (tests/dynamo.py): the code under test talks to it with
+    boto3 like it would to AWS; nothing is patched."""
+    from tests.dynamo import RUNNING, MotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    server = MotoServer().start()
+    RUNNING.append(server)
+    yield server.url
+    RUNNING.remove(server)
     server.stop()
+
+
+def _running_moto() -> Any:
+    from tests.dynamo import RUNNING
+
+    assert RUNNING, "request the moto_endpoint fixture before making a dynamodb store"
+    return RUNNING[0]
 
 
 def _running_pg() -> Any:
@@ -70,6 +80,8 @@ def make_store(kind: str, tmp_path: Path) -> Store:
         return open_store(f"sqlite:///{tmp_path / 'store.db'}")
     if kind == "postgres":
         return open_store(_running_pg().new_url())
+    if kind == "dynamodb":
+        return open_store(_running_moto().new_url())
     raise AssertionError(kind)
 
 
@@ -79,17 +91,33 @@ def store_url(kind: str, tmp_path: Path, name: str = "store") -> str:
         return f"sqlite:///{tmp_path / (name + '.db')}"
     if kind == "postgres":
         return str(_running_pg().new_url())
+    if kind == "dynamodb":
+        return str(_running_moto().new_url())
     raise AssertionError(kind)
+
+
+def drop(store: Store) -> None:
+    """Close ``store``; a DynamoDB table is deleted too (the endpoint lives for the session)."""
+    if hasattr(store, "drop"):
+        store.drop()  # type: ignore[attr-defined]
+    store.close()
+
+
+def need_server(request: pytest.FixtureRequest, kind: str) -> None:
+    """Start the session's server a store of ``kind`` needs (PostgreSQL, moto)."""
+    if kind == "postgres":
+        request.getfixturevalue("pg_server")
+    elif kind == "dynamodb":
+        request.getfixturevalue("moto_endpoint")
 
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """One fixture, every adapter: the contract suite runs once per store."""
-    if request.param == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, request.param)
     s = make_store(request.param, tmp_path)
     yield s
-    s.close()
+    drop(s)
 
 
 @pytest.fixture

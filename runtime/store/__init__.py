@@ -10,7 +10,8 @@ __all__ = ["Changes", "Page", "Store", "open_store"]
 
 def open_store(url: str, *, migrate: bool = False) -> Store:
     """Open the store a URL names: ``sqlite:///path.db``, ``memory://``,
-    ``postgresql://user:password@host:port/dbname``.
+    ``postgresql://user:password@host:port/dbname``,
+    ``dynamodb://TABLE?region=REGION&endpoint_url=URL``.
 
     Adapters are imported here, at call time, so that importing the package stays cheap.
     ``migrate`` upgrades an older schema first (``dataops store migrate``); without it a store
@@ -30,9 +31,9 @@ def open_store(url: str, *, migrate: bool = False) -> Store:
 
         return PostgresStore(url, migrate=migrate)
     if scheme == "dynamodb":
-        raise InputError(
-            f"store {url!r}: the {scheme} adapter is not built yet; use sqlite:///dataops.db"
-        )
+        from runtime.store.dynamodb import DynamoStore
+
+        return DynamoStore(url, migrate=migrate)
     raise InputError(
         f"store URL {url!r} has no known scheme; use sqlite:///path.db, postgresql://... or memory://"
     )

@@ -37,6 +37,7 @@ from runtime.model import DeliveryStatus, Reminder, ReminderKind
 from runtime.model.common import utc
 from runtime.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSink, verify_signature
 from runtime.store import open_store
+from tests.conftest import SHARED_KINDS, need_server
 from tests.helpers import bundles, log_of, reminders, verified
 
 pytestmark = pytest.mark.slow
@@ -83,15 +84,14 @@ def _populate(url: str, content_dir: Path, tmp_path: Path) -> Services:
     return svc
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SHARED_KINDS)
 def populated_shared(request: pytest.FixtureRequest, tmp_path: Path,
                      content_dir: Path) -> Iterator[tuple[str, Services]]:
     """A store several processes share (a SQLite file, a PostgreSQL schema) with ~20 bundles,
     none of their reminders recorded yet."""
     from tests.conftest import store_url
 
-    if request.param == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, request.param)
     url = store_url(request.param, tmp_path, "daemon")
     svc = _populate(url, content_dir, tmp_path)
     yield url, svc
@@ -185,7 +185,7 @@ def test_two_daemons_record_and_deliver_each_reminder_exactly_once(
     for p in procs:
         assert read_line(p, 30).strip() == "ready"
     barrier.touch()  # both are loaded: release them together
-    outs = [p.communicate(timeout=60) for p in procs]
+    outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "recorded" in out

@@ -29,7 +29,7 @@ from runtime.export import ENTITIES, export_store, import_export, load_export
 from runtime.model.common import utc
 from runtime.store import open_store
 from runtime.store.sqlite import SqliteStore
-from tests.conftest import SHIPPED_CONTENT, make_store
+from tests.conftest import SHARED_KINDS, SHIPPED_CONTENT, make_store, need_server
 from tests.helpers import kill_when_paused
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,13 +142,12 @@ for i in range(start, start + n):
 """
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", SHARED_KINDS)
 def test_exports_taken_while_processes_write_are_consistent(
         kind: str, request: pytest.FixtureRequest, content_dir: Path, tmp_path: Path) -> None:
     from tests.conftest import store_url
 
-    if kind == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, kind)
     url = store_url(kind, tmp_path, "busy")
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(content_dir),
                                  str(w * 1000), "25"], cwd=tmp_path, env=_env(),
@@ -239,7 +238,7 @@ def _build(commands: list[tuple[str, int, int]], svc: Services) -> None:
 
 
 @pytest.fixture
-def every_store(pg_server: Any, tmp_path: Path) -> Any:
+def every_store(pg_server: Any, moto_endpoint: str, tmp_path: Path) -> Any:
     def make(kind: str, n: int) -> Any:
         return make_store(kind, tmp_path / f"{kind}-{n}") if kind != "sqlite" else open_store(
             f"sqlite:///{tmp_path / f'rt-{n}.db'}")
@@ -258,7 +257,7 @@ def test_random_stores_round_trip_byte_for_byte_through_every_store(
     _build(commands, svc)
     first = tmp_path / f"src-{run}"
     export_store(source, first, T0)
-    for kind in ("memory", "sqlite", "postgres"):
+    for kind in ("memory", "sqlite", "postgres", "dynamodb"):
         (tmp_path / f"{kind}-{run}").mkdir(exist_ok=True)
         target = every_store(kind, run)
         try:

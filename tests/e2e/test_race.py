@@ -34,6 +34,7 @@ from runtime.errors import ConflictError, TransitionRejected
 from runtime.model import Bundle, Task, TaskStatus
 from runtime.model.common import utc
 from runtime.store.sqlite import SqliteStore
+from tests.conftest import SHARED_KINDS, need_server
 from tests.helpers import bundles, log_of, reminders, verified
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,14 +210,13 @@ def _race_argv(url: str, content_dir: Path, actor: str, task_id: str) -> list[st
             "--now", NOW, "--actor", actor, "task", "start", task_id, "--json"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SHARED_KINDS)
 def shared(request: pytest.FixtureRequest, cli: Any, tmp_path: Path) -> Any:
     """``cli`` bound to a store several processes can share (a SQLite file, a PostgreSQL
     schema); ``.url`` is its URL."""
     from tests.conftest import store_url
 
-    if request.param == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, request.param)
     url = store_url(request.param, tmp_path, "cli")
 
     def run(*argv: str, **kw: Any) -> Any:

@@ -22,7 +22,7 @@ from runtime.engine import Services
 from runtime.model import AssistantJob, Reminder, ReminderKind
 from runtime.store import open_store
 from runtime.worker import JobResult, run
-from tests.conftest import store_url
+from tests.conftest import need_server, store_url
 from tests.helpers import verified
 
 HERE = Path(__file__).resolve().parent
@@ -36,8 +36,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, request.param)
     return store_url(request.param, tmp_path, "workers")
 
 

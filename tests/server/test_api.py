@@ -23,7 +23,7 @@ from runtime.model import IdempotencyKey, Task
 from runtime.model.commands import CreateToken, build
 from runtime.model.common import utc
 from runtime.server import create_app
-from tests.conftest import store_url
+from tests.conftest import need_server, store_url
 from tests.helpers import verified
 from tests.unit.test_large_bundles import big_definition
 
@@ -69,8 +69,7 @@ def make_api(url: str, content_dir: Path, tmp_path: Path, max_upload: int = 1 <<
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def api(request: pytest.FixtureRequest, tmp_path: Path, content_dir: Path) -> Any:
-    if request.param == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, request.param)
     a = make_api(store_url(request.param, tmp_path, "api"), content_dir, tmp_path)
     yield a
     a.client.close()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
 from runtime.store import open_store
-from tests.conftest import store_url
+from tests.conftest import need_server, store_url
 from tests.helpers import verified
 from tests.server.served import Served, dataops, token
 
@@ -26,8 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        request.getfixturevalue("pg_server")
+    need_server(request, request.param)
     return store_url(request.param, tmp_path, "served")
 
 
