@@ -52,14 +52,28 @@ reminders into an in-memory sink, through a new store each time. After each swee
 wrote are deleted and the rows it changed restored from a copy taken before the first sweep,
 then ``VACUUM`` (untimed, and checked), so every repetition starts from the loaded state.
 
-    python benchmarks/stores.py             # full run (about 4-5 minutes on 2 cores)
-    python benchmarks/stores.py --quick     # under a minute
-    python benchmarks/stores.py --profile   # also cProfile the engine commands and one sweep
+Parts 4 and 5 (``benchmarks/store_counts.py``, also runnable alone; its docstring has the
+details), counts against a local DynamoDB endpoint (``tests/dynamo.py``'s ``MotoServer``, started
+and stopped by the run). Part 4: round trips and items written per command (create_bundle of
+each shipped definition and of a 120-task definition over DynamoDB's limit, task start, assign,
+wait, comment, attach, done, one sweep) on MemoryStore, SqliteStore, PostgresStore (a schema on
+this run's server) and DynamoStore, counted at the store's commit, botocore's events, psycopg's
+cursor and SQLite's trace callback. Part 5: what a DynamoDB sweep reads with 100k open tasks of
+which 100 are due (``--quick``: 10k), bulk-loaded as the adapter's own items: one
+``due_for_reminders`` page walk (and one at a page of 10), and one whole sweep, against the
+number due. Seconds against moto are not a speed figure; parts 4 and 5 count, they do not time.
+
+    python benchmarks/stores.py                 # full run (about 9-10 minutes on 2 cores)
+    python benchmarks/stores.py --quick         # about a minute and a half
+    python benchmarks/stores.py --counts-only   # parts 4 and 5 only (about 4.5 minutes; --quick 40 s)
+    python benchmarks/stores.py --profile       # also cProfile the engine commands and one sweep
 
 Prints tables with ratios against baselines measured in the same run; never asserts on timings.
-Goals (from the issue): engine commands >= 0.5x raw psycopg's commands/s; throughput grows from
+Goals (from the issues): engine commands >= 0.5x raw psycopg's commands/s; throughput grows from
 1 to 4 to 16 writers with zero conflicts between writers of different records; a sweep at 1M
-open tasks within 2x of the same sweep at 10k.
+open tasks within 2x of the same sweep at 10k; exactly one write round trip per command (a
+definition over the limit: the minimum the protocol needs); a DynamoDB sweep that reads no more
+items than are due plus one page per shard.
 """
 
 from __future__ import annotations
@@ -1211,8 +1225,13 @@ def revision() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="fewer commands, shorter writer runs, sweep at 10k and 100k; under a minute")
-    p.add_argument("--parts", default="1,2,3", help="which parts to run (default 1,2,3)")
+                   help="fewer commands, shorter writer runs, sweep at 10k and 100k, part 5 at "
+                   "10k open tasks; about a minute and a half")
+    p.add_argument("--parts", default="1,2,3,4,5", help="which parts to run (default 1,2,3,4,5; "
+                   "4 and 5: benchmarks/store_counts.py)")
+    p.add_argument("--counts-only", action="store_true",
+                   help="only parts 4 and 5 (round trips and items per command and store, the "
+                   "DynamoDB sweep's reads): no PostgreSQL timings")
     p.add_argument("--commands", type=int, help="part 1: commands per workload (default 600; "
                    "quick 150)")
     p.add_argument("--reps", type=int, help="repetitions of every part (default 5, 3 and 3; quick 1)")
@@ -1223,7 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also: cProfile of part 1's engine workloads and of one sweep at the last size")
     p.add_argument("--top", type=int, default=15, help="rows of the --profile listings")
     args = p.parse_args(argv)
-    parts = {int(x) for x in args.parts.split(",")}
+    parts = {4, 5} if args.counts_only else {int(x) for x in args.parts.split(",")}
     k = args.commands or (150 if args.quick else 600)
     days = 40 if args.quick else 150  # 20 tasks per anchor day
     seconds = args.seconds or (1.5 if args.quick else 5.0)
@@ -1270,6 +1289,13 @@ def main(argv: list[str] | None = None) -> int:
             reps = {"bare": 20, "find": 10 if not args.quick else 5, "sweep": reps3}
             swp = measure_sweep(pg, sizes, reps, lambda s: print(s, flush=True), sweep_prof)
             timings["part 3"] = time.perf_counter() - t0
+        counts = None
+        if parts & {4, 5}:
+            counts = _bench("store_counts").measure(
+                quick=args.quick, pg_url=server.new_url, parts=parts & {4, 5},
+                log=lambda s: print(s, flush=True),
+                header=lambda lines: print("\n".join(lines), flush=True))
+            timings.update(counts.seconds)
         print()
         if eng is not None:
             report_engine(eng)
@@ -1280,6 +1306,8 @@ def main(argv: list[str] | None = None) -> int:
         if swp is not None:
             report_sweep(swp)
             print()
+        if counts is not None:
+            _bench("store_counts").report(counts)
         if args.profile and profiles is not None and eng is not None:
             hot = _bench("instantiate").hotspots
             for w in WORKLOADS:
