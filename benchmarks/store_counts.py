@@ -1233,7 +1233,9 @@ def report_sweep(r: SweepResult) -> None:
     print(f"  with more due than a page holds (limit {SMALL_PAGE}, {pages} pages): "
           f"{g['gsi entries']} index entries ({g['gsi entries'] / due:.1f} per due) and "
           f"{g['batch items']} items re-read for {due} due -> {verdict(small_ok)} (every page "
-          f"reads up to limit + 1 entries from every shard again, from the cursor)")
+          f"queries every shard again from the cursor, each for about limit / shards + 1 "
+          f"entries: a walk of many small pages reads what is due plus two or so per shard "
+          f"per page)")
     walks = s["send:Query"] / SHARDS
     other = s["items read"] - s["gsi entries"] - s["batch items"]
     whole_ok = s["items read"] <= bound

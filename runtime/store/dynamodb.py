@@ -527,25 +527,27 @@ class DynamoStore:
                             ExpressionAttributeValues={":p": _s(f"chain#{entity_id}")})
         return self._decoded(AuditEvent, items)
 
-    def _queue_keys(self, index: tuple[str, str, str], queue: str, at: datetime, limit: int, *,
+    def _queue_keys(self, index: tuple[str, str, str], queue: str, at: datetime, want: int, *,
                     after: str | None = None, where: dict[str, str] | None = None,
                     ) -> list[dict[str, Any]]:
-        """The first ``limit`` entries of a sharded time index due at ``at``, merged from every
-        shard (each read for at most ``limit`` entries: one page per shard)."""
+        """The first ``want`` entries of a sharded time index due at ``at``, oldest first.
+
+        The shards are merged lazily: each is queried in pages of about ``want / shards`` (+1)
+        entries and asked for its next page only when the merge has used up the last one, so
+        a page reads about ``want + 2 x shards`` entries however many are due (not ``shards x
+        want``)."""
         upto = f"{_us(at)}${_END}"  # '$' sorts after '#': every ID at that instant
-        name, _, sk = index
-        entries: list[dict[str, Any]] = []
-        for shard in range(self.shards):
-            entries += islice(self._index_query(index, f"{queue}#{shard}", after=after,
-                                                upto=upto, where=where, limit=limit + 1),
-                              limit + 1)
-        entries.sort(key=lambda e: e[sk]["S"])
-        return entries[:limit + 1]
+        _, _, sk = index
+        per = -(-want // self.shards) + 1
+        shards = [self._index_query(index, f"{queue}#{shard}", after=after, upto=upto,
+                                    where=where, limit=per) for shard in range(self.shards)]
+        merged = heapq.merge(*shards, key=lambda e: e[sk]["S"])
+        return list(islice(merged, want))
 
     def due_for_reminders(self, at: datetime, limit: int,
                           cursor: str | None = None) -> Page[Task | Bundle]:
         after = due_cursor(cursor)
-        entries = self._queue_keys(QUEUE, "due", at, limit,
+        entries = self._queue_keys(QUEUE, "due", at, limit + 1,
                                    after=f"{after[0]:020d}#{after[1]}" if after else None)
         taken = entries[:limit]
         by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -563,7 +565,7 @@ class DynamoStore:
 
     def _pending(self, kind: type[R], index: tuple[str, str, str], queue: str, at: datetime,
                  limit: int, field: str, where: dict[str, str] | None = None) -> list[R]:
-        entries = self._queue_keys(index, queue, at, limit, where=where)[:limit]
+        entries = self._queue_keys(index, queue, at, limit, where=where)
         records = [r for r in self._records_of(kind, entries)
                    if (when := getattr(r, field)) is not None and when <= at]
         return sorted(records, key=lambda r: (getattr(r, field), record_id(r)))
@@ -588,7 +590,7 @@ class DynamoStore:
         return sorted(found, key=lambda j: (j.claimable_at, j.assistant_job_id))[:limit]
 
     def purge_idempotency_keys(self, before: datetime, limit: int = 1000) -> int:
-        entries = self._queue_keys(QUEUE, "expire", before, limit)[:limit]
+        entries = self._queue_keys(QUEUE, "expire", before, limit)
         gone = 0
         for e in entries:
             with self._driver():
