@@ -373,18 +373,13 @@ class DynamoStore:
 
     # -- reads -------------------------------------------------------------------------------
     def _get_doc(self, kind: str, rid: str) -> str | None:
-        if kind == "audit_event":
+        found = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                           Key=_record_key(kind, rid)).get("Item")
+        if found is not None and kind == "audit_event":  # the ID item names the chain place
             found = self._call("get_item", TableName=self.table, ConsistentRead=True,
-                               Key=_record_key(kind, rid)).get("Item")
-            if found is None:
-                return None
-            place = _chain_key(found["entity_id"]["S"], int(found["seq"]["N"]))
-            event = self._call("get_item", TableName=self.table, ConsistentRead=True,
-                               Key=place).get("Item")
-            return None if event is None else str(event["doc"]["S"])
-        got = self._call("get_item", TableName=self.table, ConsistentRead=True,
-                         Key=_record_key(kind, rid)).get("Item")
-        return None if got is None else str(got["doc"]["S"])
+                               Key=_chain_key(found["entity_id"]["S"],
+                                              int(found["seq"]["N"]))).get("Item")
+        return None if found is None else str(found["doc"]["S"])
 
     def find(self, kind: type[R], record_id: str) -> R | None:
         doc = self._get_doc(kind.record_kind, record_id)  # type: ignore[attr-defined]
@@ -616,7 +611,7 @@ class DynamoStore:
             yield spool
 
     def is_empty(self) -> bool:
-        kinds = [*(k for k in KIND_BY_NAME if k not in TRANSIENT_KINDS), "audit_event"]
+        kinds = [k for k in KIND_BY_NAME if k not in TRANSIENT_KINDS]  # audit events included
         return not any(next(self._index_query(BY_KIND, k, limit=1), None) for k in kinds)
 
     # -- writes ------------------------------------------------------------------------------
@@ -665,11 +660,11 @@ class DynamoStore:
                 detail = ("it is written twice in one write" if what.startswith("update")
                           else "it exists already" if what == "create"
                           else "two events at one place in its chain")
-                raise ConflictError(_named(rec), detail)
+                raise ConflictError(record_id(rec), detail)
             seen.add(key)
             bytes_ = len(orjson.dumps(item))
             if bytes_ > MAX_ITEM_BYTES:
-                raise InputError(f"{kind_of(rec)} {_named(rec)} is {bytes_ // 1024} KiB, more "
+                raise InputError(f"{kind_of(rec)} {record_id(rec)} is {bytes_ // 1024} KiB, more "
                                  f"than the {MAX_ITEM_BYTES // 1024} KiB one DynamoDB item may "
                                  "hold; nothing was written")
             size += bytes_
@@ -745,15 +740,15 @@ class DynamoStore:
             if code == "ConditionalCheckFailed":
                 return self._refused(rec, what, reason.get("Item"))
             if code == "TransactionConflict":
-                return ConflictError(_named(rec), "another write to it was in progress")
+                return ConflictError(record_id(rec), "another write to it was in progress")
             if code in ("ThrottlingError", "ProvisionedThroughputExceeded",
                         "RequestLimitExceeded"):
                 return ThrottledError(f"{self.url}: DynamoDB is throttling writes ({code}); "
                                       "retry later")
             if code == "ItemCollectionSizeLimitExceeded":
-                return StoreFault(self.url, f"{code} writing {_named(rec)}")
+                return StoreFault(self.url, f"{code} writing {record_id(rec)}")
             return InputError(f"store {self.url}: DynamoDB refused {kind_of(rec)} "
-                              f"{_named(rec)} ({code}: {reason.get('Message', '')}); "
+                              f"{record_id(rec)} ({code}: {reason.get('Message', '')}); "
                               "nothing was written")
         return translate(self.url, e)
 
@@ -778,8 +773,6 @@ class DynamoStore:
                    UpdateExpression="SET doc = :d",
                    ExpressionAttributeValues={":d": _s(doc.decode(errors="replace"))})
 
-    def _delete_event_raw(self, entity_id: str, seq: int) -> None:
-        self._call("delete_item", TableName=self.table, Key=_chain_key(entity_id, seq))
 
 
 def _collapsed(updates: list[tuple[Record, int]]) -> list[tuple[Record, int]]:
@@ -798,10 +791,6 @@ def _collapsed(updates: list[tuple[Record, int]]) -> list[tuple[Record, int]]:
         else:
             out[key] = (rec, expected)
     return list(out.values())
-
-
-def _named(rec: Record) -> str:
-    return record_id(rec)
 
 
 class _Spool:
@@ -952,4 +941,4 @@ def _client(url: str, options: dict[str, str]) -> Any:
         raise InputError(f"store {url!r}: {e}; add ?region=REGION to the URL") from None
 
 
-__all__ = ["DynamoStore", "parse_url", "KIND_BY_NAME"]
+__all__ = ["DynamoStore", "parse_url"]
