@@ -48,11 +48,11 @@ def pg_server() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's server mode on 127.0.0.1 (its DynamoDB, S3, SNS and SQS over HTTP) for the whole
-    session, one request at a time (tests/dynamo.py): the code under test talks to it with
-    boto3 like it would to AWS; nothing is patched."""
-    from tests.dynamo import RUNNING, MotoServer
+    session, one request at a time, in a process of its own (tests/dynamo.py): the code under
+    test talks to it with boto3 like it would to AWS; nothing is patched."""
+    from tests.dynamo import RUNNING, MotoProcess
 
-    server = MotoServer().start()
+    server = MotoProcess().start()
     RUNNING.append(server)
     yield server.url
     RUNNING.remove(server)

@@ -128,7 +128,9 @@ class SmtpServer:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?timeout=5"
+        # a generous deadline: this server answers at once, but on a loaded two-core CI machine
+        # a daemon's exchange once took over 5 s (the timeouts are tested with hanging servers)
+        return f"smtp://127.0.0.1:{self.port}?timeout=30"
 
     def start(self) -> SmtpServer:
         self.controller.start()
