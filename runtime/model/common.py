@@ -37,7 +37,11 @@ Instant = Annotated[
 def sorted_keys(value: Any) -> Any:
     """``value`` with every mapping's keys in sorted order (lists keep theirs); the value
     itself when it is already so (the common case: what a store or an export gives back)."""
-    return value if _is_sorted(value) else _sort(value)
+    try:  # two C-speed serialisations compare in ~1 us where the walk below takes ~30
+        unsorted = orjson.dumps(value) != orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not plain JSON (a number past 64 bits, a non-str key): walk it
+        unsorted = not _is_sorted(value)
+    return _sort(value) if unsorted else value
 
 
 def _is_sorted(value: Any) -> bool:

@@ -41,6 +41,13 @@ def state_hash(record: Record) -> str:
     return digest(visible_state(record))
 
 
+def state_hash_of_doc(doc: dict[str, Any]) -> str:
+    """:func:`state_hash` of the record whose export line parsed to ``doc``, if that line is
+    in the export shape (the model's own serialisation, as every export writes it); a caller
+    that cannot be sure confirms a mismatch with :func:`state_hash` of the record."""
+    return digest({k: v for k, v in doc.items() if k not in STATE_EXCLUDE})
+
+
 HASHED = ("event_id", "seq", "actor", "entity_type", "entity_id", "action", "before", "after",
           "summary", "at", "prev_hash", "state_hash")
 """Every field of an audit event but ``hash``: what its hash covers."""
@@ -58,14 +65,30 @@ def event_hash(event: AuditEvent) -> str:
     return hash_of_event({name: getattr(event, name) for name in HASHED})
 
 
+def event_hash_of_doc(doc: dict[str, Any]) -> str | None:
+    """:func:`event_hash` from an export line parsed to ``doc`` (``at`` already the instant's
+    text), or None if a hashed field is missing; a mismatch is confirmed with
+    :func:`event_hash` of the record (a line need not be in the export shape)."""
+    try:
+        return digest({name: doc[name] for name in HASHED})
+    except KeyError:
+        return None
+
+
+def edited_in_place(name: str, seq: int, event_id: str) -> str:
+    return (f"{name}: the record no longer matches its last event #{seq} ({event_id}): it "
+            "was edited in place")
+
+
 def verify_entity(
     entity_type: str, entity_id: str, head: tuple[int, str, str] | None,
-    events: Sequence[AuditEvent],
+    events: Sequence[AuditEvent], hashes: Sequence[str] | None = None,
 ) -> list[str]:
     """Check one entity's chain against its record.
 
     ``head`` is ``(audit_seq, audit_hash, state_hash of the record now)``, or None when there
-    is no record. Returns every problem found, each naming the entity and the event.
+    is no record. ``hashes``: each event's :func:`event_hash`, when the caller has them.
+    Returns every problem found, each naming the entity and the event.
     """
     name = f"{entity_type} {entity_id}"
     problems: list[str] = []
@@ -79,7 +102,7 @@ def verify_entity(
             problems.append(f"{where}: prev_hash does not match the event before it: "
                             "an event was removed, reordered or edited")
             return problems
-        if event_hash(event) != event.hash:
+        if (hashes[n - 1] if hashes is not None else event_hash(event)) != event.hash:
             problems.append(f"{where}: its content was edited after it was written")
             return problems
         prev = event.hash
@@ -93,8 +116,7 @@ def verify_entity(
         problems.append(f"{name}: the record's chain head is event #{audit_seq} but the log "
                         f"has {len(events)} events: the chain was truncated or extended")
     elif audit_seq and current != events[-1].state_hash:
-        problems.append(f"{name}: the record no longer matches its last event "
-                        f"#{audit_seq} ({events[-1].event_id}): it was edited in place")
+        problems.append(edited_in_place(name, audit_seq, events[-1].event_id))
     elif not audit_seq:
         problems.append(f"{name}: the record has no audit event")
     return problems

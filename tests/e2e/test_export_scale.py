@@ -329,3 +329,36 @@ def test_each_planted_violation_is_named(cli, tmp_path: Path, file: str, change:
     with pytest.raises(ExportFormatError) as err:
         load_export(out)
     assert any(needle in p for p in err.value.problems), err.value.problems
+
+
+def _reshaped(lines: list[str]) -> list[str]:
+    """The same records in another JSON shape: keys in reverse order, spaced separators, and
+    the top-level instants written with ``Z`` for ``+00:00`` (or the other way round; nested
+    values are left alone, as an event's ``before`` and ``after`` are data, not instants)."""
+    def instant(v: Any) -> Any:
+        if isinstance(v, str) and len(v) >= 20 and v[4:5] == "-" and v[10:11] == "T":
+            return v[:-6] + "Z" if v.endswith("+00:00") else v.replace("Z", "+00:00")
+        return v
+    return [json.dumps({k: instant(v) for k, v in reversed(json.loads(ln).items())})
+            for ln in lines]
+
+
+def test_an_export_in_another_json_shape_validates_and_an_edit_in_it_is_named(
+        cli, tmp_path: Path) -> None:
+    """The validator hashes each line as parsed (the fast path); a line that is not in the
+    export shape hashes otherwise, so a mismatch is confirmed with the record's own state
+    hash before it is reported: a reshaped export is valid, a real edit in it still named."""
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
+    out = tmp_path / "reshaped"
+    assert cli("export", "--out", str(out)).code == 0
+    for spec in ENTITIES:
+        if (out / spec.file).read_text().strip():
+            _plant(out, spec.file, _reshaped)
+    assert "Z" in (out / "tasks.jsonl").read_text()  # the instants were rewritten
+    counts = load_export(out)
+    assert counts["task"] > 0 and counts["audit_event"] > counts["task"]
+    _plant(out, "tasks.jsonl", _edit(1, title="edited in place"))
+    with pytest.raises(ExportFormatError) as err:
+        load_export(out)
+    assert len(err.value.problems) == 1, err.value.problems
+    assert "edited in place" in err.value.problems[0]

@@ -311,3 +311,18 @@ def test_verify_names_an_unreadable_audit_event(content_dir: Path, tmp_path: Pat
     with pytest.raises(AuditChainBroken) as info:
         verify(store)
     assert f"audit event {event.event_id} cannot be read" in str(info.value)
+
+
+def test_free_form_objects_come_back_with_sorted_keys_at_every_depth() -> None:
+    from runtime.model.common import sorted_keys
+
+    ordered = {"a": 1, "b": {"c": [{"d": 1, "e": 2}], "f": None}}
+    assert sorted_keys(ordered) is ordered  # already sorted: the value itself
+    mixed = {"b": {"f": None, "c": [{"e": 2, "d": 1}]}, "a": 1}
+    assert list(sorted_keys(mixed)) == ["a", "b"]
+    assert sorted_keys(mixed) == ordered
+    assert list(sorted_keys(mixed)["b"]["c"][0]) == ["d", "e"]
+    # not plain JSON for orjson (a number past 64 bits): the Python walk decides
+    big = {"z": 1 << 70, "a": {"y": 1, "x": 2}}
+    assert list(sorted_keys(big)) == ["a", "z"] and list(sorted_keys(big)["a"]) == ["x", "y"]
+    assert sorted_keys({"a": 1 << 70}) == {"a": 1 << 70}
