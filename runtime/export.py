@@ -10,43 +10,41 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from pydantic import ValidationError
 
 from runtime import limits
 from runtime.errors import ConflictError, ExportFormatError, InputError
-from runtime.model import (
-    ENTITY_KINDS,
-    ApiToken,
-    Artifact,
-    AssistantJob,
-    AuditEvent,
-    Bundle,
-    Digest,
-    Record,
-    Reminder,
-    Seal,
-    Task,
-    format_instant,
+from runtime.export_lines import (
+    BY_TYPE,
+    ENTITIES,
+    POLYMORPHIC,
+    RELATIONSHIPS,
+    STORE_KEYS,
+    EntitySpec,
+    EventLine,
+    RecordLine,
+    Result,
+    check_batch,
+    json_object,
+    loads_bounded,
+    parse_line,
 )
-from runtime.rules.audit import (
-    edited_in_place,
-    event_hash,
-    event_hash_of_doc,
-    state_hash,
-    state_hash_of_doc,
-    verify_entity,
-)
+from runtime.model import ENTITY_KINDS, AuditEvent, Record, format_instant
+from runtime.rules.audit import edited_in_place, state_hash, verify_entity
 from runtime.store import Changes, Store
 
 if TYPE_CHECKING:
@@ -60,66 +58,155 @@ FORMAT_VERSION = 4
 tokens, digests or recipients."""
 READS = frozenset({2, 3, FORMAT_VERSION})
 IMPORT_BATCH = 500
-STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
+__all__ = ["BY_TYPE", "ENTITIES", "POLYMORPHIC", "RELATIONSHIPS", "STORE_KEYS", "EntitySpec",
+           "export_store", "import_export", "load_export", "loads_bounded", "parse_line"]
+
+PARALLEL_FROM = 20_000
+"""Lines after which export and validation check the rest in worker processes, one per core
+(for fewer, starting the workers costs more than they save)."""
+BATCH_LINES = 1000
 
 
-@dataclass(frozen=True)
-class EntitySpec:
-    entity_type: str
-    file: str
-    model: type[Record]
-    id_field: str
-    implemented: bool = True
-    since: int = 2
-    """The first format version that lists this entity."""
+class _Worker:
+    """A child process (``python -m runtime.export_lines``) that runs ``check_batch`` on each
+    batch it is sent over its stdin and writes the results to its stdout (pickle frames). A
+    plain child, not multiprocessing's: it re-imports no ``__main__`` and inherits no threads
+    or locks, whatever the process embedding the runtime runs. It ends when its stdin closes,
+    so it never outlives this process."""
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parent.parent)  # the runtime this process runs
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.proc = subprocess.Popen([sys.executable, "-m", "runtime.export_lines"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+    def send(self, args: tuple[Any, ...]) -> None:
+        assert self.proc.stdin is not None
+        pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.flush()
+
+    def receive(self) -> list[Result]:
+        assert self.proc.stdout is not None
+        found: list[Result] = pickle.load(self.proc.stdout)
+        return found
+
+    def close(self) -> None:
+        with suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
-ENTITIES = [
-    EntitySpec("bundle", "bundles.jsonl", Bundle, "bundle_id"),
-    EntitySpec("task", "tasks.jsonl", Task, "task_id"),
-    EntitySpec("artifact", "artifacts.jsonl", Artifact, "artifact_id"),
-    EntitySpec("assistant_job", "assistant_jobs.jsonl", AssistantJob, "assistant_job_id"),
-    EntitySpec("reminder", "reminders.jsonl", Reminder, "reminder_id"),
-    # only the sha256 of each token's secret: an export grants no access
-    EntitySpec("api_token", "api_tokens.jsonl", ApiToken, "token_id", since=3),
-    EntitySpec("digest", "digests.jsonl", Digest, "digest_id", since=4),
-    EntitySpec("audit_event", "audit_events.jsonl", AuditEvent, "event_id"),
-    # seals name chain heads as they were, so they may name an entity removed since
-    EntitySpec("seal", "seals.jsonl", Seal, "seal_id"),
-]
-BY_TYPE = {e.entity_type: e for e in ENTITIES}
+class _Lines:
+    """Runs :func:`runtime.export_lines.check_batch` over a stream of lines: here, or in worker
+    processes (:class:`_Worker`), one batch in each at a time so memory stays bounded, the
+    results in line order. A worker that fails (killed, or its output unreadable) is given up
+    and its batch checked here: the run goes on, in this process."""
 
-# child.field -> parent.field; a null child field is allowed (optional relationship)
-RELATIONSHIPS = [
-    ("task", "bundle_id", "bundle", "bundle_id"),
-    ("artifact", "task_id", "task", "task_id"),
-    ("artifact", "bundle_id", "bundle", "bundle_id"),
-    ("assistant_job", "bundle_id", "bundle", "bundle_id"),
-    ("assistant_job", "task_id", "task", "task_id"),
-    ("assistant_job", "output_artifact_id", "artifact", "artifact_id"),
-    ("reminder", "bundle_id", "bundle", "bundle_id"),
-    ("reminder", "task_id", "task", "task_id"),
-]
-# audit_event.entity_id is checked with each chain (an event without its record is named)
-# reminder.entity_id and audit_event.entity_id point at the entity named by entity_type
-POLYMORPHIC = [("reminder", "entity_id"), ("audit_event", "entity_id")]
+    def __init__(self, workers: int | None = None) -> None:
+        """``workers``: how many processes (0: none); None: none for the first
+        :data:`PARALLEL_FROM` lines, then one per core (at most 4)."""
+        self.workers = workers or 0
+        self.auto = workers is None
+        self.seen = 0
+        self.pool: list[_Worker] = []
+        self.turn = 0
 
+    def __enter__(self) -> _Lines:
+        return self
 
-def _line(record: Record) -> bytes:
-    """One export line: pydantic's (Rust) JSON serializer, keys in the model's field order, the
-    record serialised once."""
-    return record.model_dump_json().encode() + b"\n"
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        for worker in self.pool:
+            worker.close()
+        self.pool, self.workers = [], 0
+
+    def _submit(self, args: tuple[Any, ...]) -> _Worker | None:
+        if self.workers <= 0:
+            return None
+        try:
+            if not self.pool:
+                self.pool = [_Worker() for _ in range(self.workers)]
+            worker = self.pool[self.turn % len(self.pool)]
+            self.turn += 1
+            worker.send(args)
+            return worker
+        except (OSError, pickle.PickleError):
+            self._stop()
+            return None
+
+    def _result(self, args: tuple[Any, ...], worker: _Worker | None) -> list[Result]:
+        if worker is not None and self.pool:
+            try:
+                return worker.receive()
+            except (OSError, EOFError, pickle.UnpicklingError):
+                self._stop()
+        return check_batch(*args)
+
+    def results(self, spec: EntitySpec, file: str, items: Iterable[tuple[Any, bytes]],
+                export: bool = False) -> Iterator[tuple[int, Any, Result]]:
+        """``(line number, tag, result)`` per ``(tag, line)`` of ``items``, in order. Each
+        worker holds one batch: the next is sent to it as soon as its results are in, before
+        they are gone through here, so the workers and this process overlap."""
+        pending: deque[tuple[tuple[Any, ...], list[Any], _Worker | None]] = deque()
+        n = 1
+
+        def done() -> Iterator[tuple[int, Any, Result]]:
+            args, tags, worker = pending.popleft()
+            yield from zip(range(args[2], args[2] + len(tags)), tags,
+                           self._result(args, worker), strict=True)
+
+        tags: list[Any] = []
+        lines: list[bytes] = []
+        for tag, raw in items:
+            tags.append(tag)
+            lines.append(raw)
+            if len(lines) < BATCH_LINES:
+                continue
+            self.seen += len(lines)
+            if self.auto and self.seen > PARALLEL_FROM:
+                self.workers, self.auto = min(4, len(os.sched_getaffinity(0))), False
+            if len(pending) >= max(1, self.workers):  # a worker per batch in flight
+                first = pending.popleft()
+                results = self._result(first[0], first[2])
+                args = (spec.entity_type, file, n, lines, export)
+                pending.append((args, tags, self._submit(args)))
+                yield from zip(range(first[0][2], first[0][2] + len(first[1])), first[1],
+                               results, strict=True)
+            else:
+                args = (spec.entity_type, file, n, lines, export)
+                pending.append((args, tags, self._submit(args)))
+            n += len(tags)
+            tags, lines = [], []
+            while pending and pending[0][2] is None:
+                yield from done()
+        if lines:
+            args = (spec.entity_type, file, n, lines, export)
+            pending.append((args, tags, self._submit(args)))
+        while pending:
+            yield from done()
 
 
 def export_store(store: Store, out: Path, now: datetime, *, artifacts: ArtifactStore | None = None,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, workers: int | None = None) -> dict[str, Any]:
     """Write every entity of ``store`` to ``out`` from one read snapshot, streaming, each file
     in ID order (audit events by entity, then seq); return the manifest. With ``artifacts``,
     the artifact binaries are copied into ``out/blobs/`` by sha256 and the manifest counts them.
 
     The export is written into a temporary folder beside ``out``, validated there, and renamed
     into place only when complete and valid, so an interrupted export never replaces (or
-    half-overwrites) a good one.
+    half-overwrites) a good one. Each record is checked as it is written, by the validator's
+    own checks; ``workers``: how many processes do that (default: one per core for a large
+    store, none for a small one).
     """
     if out.exists() and not out.is_dir():
         raise InputError(f"export folder {out} is a file; give a folder to write the export to")
@@ -127,7 +214,7 @@ def export_store(store: Store, out: Path, now: datetime, *, artifacts: ArtifactS
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.incoming-", dir=out.parent))
     problems: list[str] = []
     try:
-        manifest = _write_all(store, work, now, artifacts, progress, problems)
+        manifest = _write_all(store, work, now, artifacts, progress, problems, workers)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -156,15 +243,18 @@ def _swap_into_place(work: Path, out: Path) -> None:
 
 
 def _write_all(store: Store, out: Path, now: datetime, artifacts: ArtifactStore | None,
-               progress: Progress | None, problems: list[str]) -> dict[str, Any]:
+               progress: Progress | None, problems: list[str], workers: int | None
+               ) -> dict[str, Any]:
     """Write every file from one snapshot, checking each record as it is written (the
-    validator's checks, on the records in hand: nothing is parsed twice)."""
+    validator's checks on the store's docs, the line written being the record's export
+    shape)."""
     entities = []
-    shas: set[str] = set()
     checker = _Checker(out, problems)
-    with store.snapshot() as snap:
+    with store.snapshot() as snap, _Lines(workers) as pipeline:
         for spec in ENTITIES:
-            entities.append(_write_entity(snap, spec, out, progress, shas, checker))
+            entities.append(_write_entity(snap, spec, out, progress, checker, pipeline,
+                                          store.quarantined))
+    shas = checker.shas
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -185,22 +275,37 @@ def _write_all(store: Store, out: Path, now: datetime, artifacts: ArtifactStore 
     return manifest
 
 
+def _docs(snap: Any, spec: EntitySpec) -> Iterator[tuple[str, bytes]]:
+    """``(ID, stored doc)`` of each record of ``spec`` in the snapshot, in scan order: as the
+    store keeps them where it can give them so (SQL stores), else serialised from the scan."""
+    scan_docs = getattr(snap, "scan_docs", None)
+    if scan_docs is not None:
+        for rid, doc in scan_docs(spec.model):
+            yield rid, doc.encode() if isinstance(doc, str) else doc
+        return
+    for record in snap.scan(spec.model):
+        yield record.id, record.model_dump_json().encode()
+
+
 def _write_entity(snap: Any, spec: EntitySpec, out: Path, progress: Progress | None,
-                  shas: set[str], checker: _Checker) -> dict[str, Any]:
+                  checker: _Checker, pipeline: _Lines, quarantined: dict[str, str]
+                  ) -> dict[str, Any]:
     digest = hashlib.sha256()
     count = 0
     checker.files[spec.entity_type] = out / spec.file
     with (out / spec.file).open("wb", buffering=1 << 20) as f:
-        for record in snap.scan(spec.model):
-            line = _line(record)
-            f.write(line)
-            digest.update(line)
-            count += 1
-            checker.take(spec, f"{spec.file}:{count}", record)
-            if isinstance(record, Artifact):
-                shas.add(record.sha256)
+        for _, rid, (summary, _, line, reason) in pipeline.results(
+                spec, spec.file, _docs(snap, spec), export=True):
             if progress is not None:
                 progress.update(1)
+            if reason is not None:  # as a read of the store quarantines it: left out, named
+                quarantined[rid] = reason
+                continue
+            assert line is not None and summary is not None
+            f.write(line + b"\n")
+            digest.update(line + b"\n")
+            count += 1
+            checker.take(spec, f"{spec.file}:{count}", summary)
         f.flush()
         os.fsync(f.fileno())
     checker.finish(spec)
@@ -254,7 +359,7 @@ def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | Non
     except (OSError, UnicodeDecodeError) as e:
         problems.append(f"{path}: cannot read: {e}")
         return None
-    manifest = _json_object(str(path), text, problems)
+    manifest = json_object(str(path), text, problems)
     if manifest is None:
         return None
     if manifest.get("format") != FORMAT:
@@ -265,11 +370,14 @@ def _read_manifest(directory: Path, problems: list[str]) -> dict[str, Any] | Non
     return manifest
 
 
-def load_export(directory: Path, progress: Progress | None = None) -> dict[str, int]:
+def load_export(directory: Path, progress: Progress | None = None, *,
+                workers: int | None = None) -> dict[str, int]:
     """Validate an export in one streaming pass per file; return the count per entity type.
 
     Memory is bounded by the number of IDs, not by the size of the records: per record only a
-    64-bit digest of its ID and of its chain head is kept (see :class:`_Checker`).
+    64-bit digest of its ID and of its chain head is kept (see :class:`_Checker`). Lines are
+    parsed, validated and hashed in ``workers`` processes (default: one per core once past
+    :data:`PARALLEL_FROM` lines), the checks across lines here.
 
     :raises ExportFormatError: listing every violation (file, line, field).
     """
@@ -282,12 +390,13 @@ def load_export(directory: Path, progress: Progress | None = None) -> dict[str, 
     entries = _entries(manifest, problems)
     checker = _Checker(directory, problems)
     counts: dict[str, int] = {}
-    for spec in ENTITIES:
-        entry = entries.get(spec.entity_type)
-        if entry is None:
-            counts[spec.entity_type] = 0
-            continue
-        counts[spec.entity_type] = checker.read(spec, entry, progress)
+    with _Lines(workers) as pipeline:
+        for spec in ENTITIES:
+            entry = entries.get(spec.entity_type)
+            if entry is None:
+                counts[spec.entity_type] = 0
+                continue
+            counts[spec.entity_type] = checker.read(spec, entry, progress, pipeline)
     checker.check_blobs(manifest.get("blobs"))
     if problems:
         raise ExportFormatError(str(directory), problems)
@@ -323,6 +432,7 @@ def _h64(text: str) -> int:
 
 
 _CHAINED = tuple(k.record_kind for k in ENTITY_KINDS)  # type: ignore[attr-defined]
+_PARENTS = {kind: [(f, p, pf) for c, f, p, pf in RELATIONSHIPS if c == kind] for kind in BY_TYPE}
 
 
 class _Checker:
@@ -346,15 +456,13 @@ class _Checker:
         self.later: list[tuple[str, int, str]] = []  # reminder -> reminder, checked at the end
         self.shas: set[str] = set()
         self.last_id: dict[str, str] = {}
-        self._group: list[AuditEvent] = []
-        self._hashes: list[str] = []
+        self._group: list[EventLine] = []
         self._last: tuple[str, int] | None = None
-        self.read_kinds: set[str] = set()
-        """Entity types whose state hashes came from the lines (see :meth:`_chain`)."""
         self.recheck: dict[str, dict[int, tuple[str, int, str]]] = {}
 
     # -- files ------------------------------------------------------------------------------
-    def read(self, spec: EntitySpec, entry: dict[str, Any], progress: Progress | None) -> int:
+    def read(self, spec: EntitySpec, entry: dict[str, Any], progress: Progress | None,
+             pipeline: _Lines) -> int:
         path = _inside(self.directory, spec, str(entry.get("file", spec.file)), self.problems)
         if path is None:
             return 0
@@ -362,17 +470,16 @@ class _Checker:
             self.problems.append(f"{path.name}: missing (the manifest lists {spec.entity_type})")
             return 0
         self.files[spec.entity_type] = path
-        self.read_kinds.add(spec.entity_type)
         digest = hashlib.sha256()
         n = 0
         with path.open("rb") as f:
-            for n, raw in enumerate(_bounded_lines(f, digest), 1):
-                where = f"{path.name}:{n}"
+            lines = ((None, raw) for raw in _bounded_lines(f, digest))
+            for n, _, (summary, problems, _, _) in pipeline.results(spec, path.name, lines):
                 if progress is not None:
                     progress.update(1)
-                record, doc = _parse_line(spec, where, raw, self.problems)
-                if record is not None:
-                    self.take(spec, where, record, doc)
+                self.problems += problems
+                if summary is not None:
+                    self.take(spec, f"{path.name}:{n}", summary)
         if digest.hexdigest() != entry.get("sha256"):
             self.problems.append(f"{path.name}: checksum does not match the manifest (the file "
                                  "changed)")
@@ -385,44 +492,37 @@ class _Checker:
         self.finish(spec)
         return n
 
-    def take(self, spec: EntitySpec, where: str, record: Record,
-             doc: dict[str, Any] | None = None) -> None:
-        """Check one record of ``spec``'s file, read from a line (``doc``: what the line
-        parsed to) or (export) just written."""
-        if isinstance(record, AuditEvent):
-            key = (record.entity_id, record.seq)
+    def take(self, spec: EntitySpec, where: str, summary: RecordLine | EventLine) -> None:
+        """Check one record of ``spec``'s file, from what its line gave
+        (:func:`runtime.export_lines.check_batch`)."""
+        if isinstance(summary, EventLine):
+            key = (summary.entity_id, summary.seq)
             if self._last is not None and key <= self._last:
-                self.problems.append(f"{where}: event {record.event_id} is out of "
+                self.problems.append(f"{where}: event {summary.event_id} is out of "
                                      "(entity_id, seq) order")
             self._last = key
-            if self._group and self._group[0].entity_id != record.entity_id:
-                self._chain(self._group, self._hashes)
-                self._group, self._hashes = [], []
-            self._group.append(record)
-            # the hash from the parsed line is ~3x cheaper than from the model; a line not in
-            # the export shape (hand-written) may hash otherwise, so a mismatch is confirmed
-            computed = event_hash_of_doc(doc) if doc is not None else None
-            self._hashes.append(computed if computed == record.hash else event_hash(record))
-            self.event_ids.append(_h64(record.event_id))
+            if self._group and self._group[0].entity_id != summary.entity_id:
+                self._chain(self._group)
+                self._group = []
+            self._group.append(summary)
+            self.event_ids.append(_h64(summary.event_id))
             return
-        self._record(spec, where, record, doc)
+        self._record(spec, where, summary)
 
     def finish(self, spec: EntitySpec) -> None:
         """The end of ``spec``'s file: the last chain, duplicates confirmed, and the checks
         that wait for a whole file."""
         if self._group:
-            self._chain(self._group, self._hashes)
-            self._group, self._hashes = [], []
+            self._chain(self._group)
+            self._group = []
         self._confirm_twice(spec)
         if spec.entity_type == "reminder":
             self.reminders_done()
         if spec.entity_type == "audit_event":
             self.events_done()
 
-    def _record(self, spec: EntitySpec, where: str, record: Record,
-                doc: dict[str, Any] | None) -> None:
-        kind = spec.entity_type
-        rid = str(getattr(record, spec.id_field))
+    def _record(self, spec: EntitySpec, where: str, line: RecordLine) -> None:
+        kind, rid = spec.entity_type, line.rid
         prev = self.last_id.get(kind)
         if prev is not None and rid <= prev and kind != "seal":
             self.problems.append(f"{where}: {spec.id_field} {rid!r} is out of ID order "
@@ -432,27 +532,20 @@ class _Checker:
         heads = self.heads[kind]
         if key in heads:
             self.twice.setdefault(kind, set()).add(key)
-        head = 0
-        if kind in _CHAINED:
-            head = _pack(record.audit_seq, record.audit_hash or "",  # type: ignore[attr-defined]
-                         state_hash_of_doc(doc) if doc is not None else state_hash(record))
-        heads[key] = head
-        for child, field, parent, pfield in RELATIONSHIPS:
-            if child != kind:
-                continue
-            value = getattr(record, field)
+        heads[key] = _pack(line.audit_seq, line.audit_hash, line.state) if kind in _CHAINED else 0
+        for (field, parent, pfield), value in zip(_PARENTS[kind], line.refs, strict=True):
             if value is not None and _h64(value) not in self.heads[parent]:
                 self.problems.append(f"{where}: {kind} {rid}: {field} {value!r} has no {parent} "
                                      f"with that {pfield}")
-        if isinstance(record, Reminder):
-            target = record.entity_type
+        if kind == "reminder":
+            target, entity_id = line.extra
             if target == "reminder":
-                self.later.append((where, _h64(record.entity_id), record.entity_id))
-            elif target in self.heads and _h64(record.entity_id) not in self.heads[target]:
-                self.problems.append(f"{where}: reminder {rid}: entity_id {record.entity_id!r} "
+                self.later.append((where, _h64(entity_id), entity_id))
+            elif target in self.heads and _h64(entity_id) not in self.heads[target]:
+                self.problems.append(f"{where}: reminder {rid}: entity_id {entity_id!r} "
                                      f"has no {target}")
-        if isinstance(record, Artifact):
-            self.shas.add(record.sha256)
+        elif kind == "artifact":
+            self.shas.add(line.extra)
 
     def _confirm_twice(self, spec: EntitySpec) -> None:
         """Name the IDs that really appear twice (a digest seen twice may be a collision)."""
@@ -486,7 +579,7 @@ class _Checker:
                     yield n, rid, raw
 
     # -- chains -----------------------------------------------------------------------------
-    def _chain(self, events: list[AuditEvent], hashes: list[str]) -> None:
+    def _chain(self, events: list[EventLine]) -> None:
         first = events[0]
         kind, rid = first.entity_type, first.entity_id
         key = _h64(rid)
@@ -498,16 +591,15 @@ class _Checker:
         if packed is not None:
             seq, audit_hash, state = _unpack(packed)
             last = events[-1]
-            same = _h64(last.state_hash) == state
-            # a state hashed from a line not in the export shape may differ from the model's:
-            # the record's line is read again at the end to confirm (see events_done)
-            unsure = not same and kind in self.read_kinds
+            # the record's state was hashed from its line; a line not in the export shape may
+            # hash otherwise than the model: such a record is read again at the end to confirm
+            # (see events_done)
+            unsure = _h64(last.state_hash) != state
             head = (seq, last.hash if _h64(last.hash) == audit_hash else "(another hash)",
-                    last.state_hash if same or unsure else "(another state)")
-        found = verify_entity(kind, rid, head, events, hashes)
+                    last.state_hash)
+        found = verify_entity(kind, rid, head, events, [e.computed for e in events])
         if unsure and not found:
-            self.recheck.setdefault(kind, {})[key] = (
-                last.state_hash, last.seq, last.event_id)
+            self.recheck.setdefault(kind, {})[key] = (last.state_hash, last.seq, last.event_id)
         self.problems += [f"audit_events.jsonl: {p}" for p in found]
 
     def reminders_done(self) -> None:
@@ -635,119 +727,6 @@ def _inside(directory: Path, spec: EntitySpec, name: str, problems: list[str]) -
                         "the export folder")
         return None
     return path
-
-
-class _TooBig(ValueError):
-    """A number in an export line past MAX_INT_DIGITS."""
-
-
-def _bounded_number(text: str) -> str:
-    digits = sum(c.isdigit() for c in text)
-    if digits > limits.MAX_INT_DIGITS:
-        raise _TooBig(f"a number of {digits} digits; the limit is {limits.MAX_INT_DIGITS} digits")
-    return text
-
-
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests lists and objects (iterative: no recursion limit)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            depth += 1
-            deepest = max(deepest, depth)
-            stack.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def loads_bounded(text: str) -> Any:
-    """A JSON value within the limits of runtime/limits.py (size is the caller's).
-
-    :raises ValueError: not JSON, or past a limit; the message says which.
-    """
-    try:
-        value = json.loads(text, parse_int=lambda t: int(_bounded_number(t)),
-                           parse_float=lambda t: float(_bounded_number(t)))
-    except _TooBig:
-        raise
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON: {e.msg}") from None
-    except RecursionError:
-        raise ValueError(f"nesting deeper than {limits.MAX_NESTING} levels; the limit is "
-                         f"{limits.MAX_NESTING}") from None
-    if _depth(value) > limits.MAX_NESTING:
-        raise ValueError(f"nesting deeper than {limits.MAX_NESTING} levels; the limit is "
-                         f"{limits.MAX_NESTING}")
-    return value
-
-
-def _json_object(where: str, text: str, problems: list[str]) -> dict[str, Any] | None:
-    """``text`` as a JSON object within the limits, or None with the problem named."""
-    try:
-        value = loads_bounded(text)
-    except ValueError as e:
-        problems.append(f"{where}: {e}")
-        return None
-    if not isinstance(value, dict):
-        problems.append(f"{where}: expected a JSON object")
-        return None
-    return value
-
-
-_DIGITS_TO_0 = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_RUN = b"0" * (limits.MAX_INT_DIGITS + 1)
-
-
-def _long_digit_run(raw: bytes) -> bool:
-    """Whether ``raw`` holds more than MAX_INT_DIGITS digits in a row (maybe an oversized
-    number; the bounded parser then decides). A C-speed translate, not a regex: this runs on
-    every line."""
-    return _LONG_RUN in raw.translate(_DIGITS_TO_0)
-
-
-def _parse_line(spec: EntitySpec, where: str, raw: bytes | str, problems: list[str]
-                ) -> tuple[Record | None, dict[str, Any] | None]:
-    """One export line as its record and the object it parsed to, or (None, None) with every
-    problem named. The fast path is orjson; a line that may nest past the limit or hold an
-    oversized number takes the bounded parser, which names the limit."""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "replace")
-    if len(raw) > limits.MAX_EXPORT_LINE_BYTES:
-        problems.append(f"{where}: the line is over {limits.MAX_EXPORT_LINE_BYTES} bytes; the "
-                        f"limit is {limits.MAX_EXPORT_LINE_BYTES} bytes per record")
-        return None, None
-    if raw.count(b"[") + raw.count(b"{") > limits.MAX_NESTING or _long_digit_run(raw):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            problems.append(f"{where}: not UTF-8: {e.reason} at byte {e.start}")
-            return None, None
-        found = _json_object(where, text, problems)
-    else:
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            problems.append(f"{where}: not valid JSON: {str(e).split(':', 1)[0]}")
-            return None, None
-        found = value if isinstance(value, dict) else None
-        if found is None:
-            problems.append(f"{where}: expected a JSON object")
-    if found is None:
-        return None, None
-    keys = STORE_KEYS & found.keys()
-    if keys:
-        problems.append(f"{where}: store keys {sorted(keys)} must not be exported")
-    camel = [] if "".join(found).islower() else [  # the join: one C call for the common case
-        k for k in found if k != k.lower() and k not in STORE_KEYS]
-    if camel:
-        problems.append(f"{where}: fields must be snake_case: {camel}")
-    try:
-        return spec.model.model_validate(found), found
-    except ValidationError as e:
-        for err in e.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{where}: {field}: {err['msg']}")
-        return None, None
 
 
 def import_export(store: Store, directory: Path, progress: Progress | None = None, *,

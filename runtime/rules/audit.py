@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -75,6 +75,22 @@ def event_hash_of_doc(doc: dict[str, Any]) -> str | None:
         return None
 
 
+class ChainLink(Protocol):
+    """What checking a chain reads of each event: an :class:`AuditEvent`, or what an export's
+    reader kept of its line."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def state_hash(self) -> str: ...
+
+
 def edited_in_place(name: str, seq: int, event_id: str) -> str:
     return (f"{name}: the record no longer matches its last event #{seq} ({event_id}): it "
             "was edited in place")
@@ -82,12 +98,13 @@ def edited_in_place(name: str, seq: int, event_id: str) -> str:
 
 def verify_entity(
     entity_type: str, entity_id: str, head: tuple[int, str, str] | None,
-    events: Sequence[AuditEvent], hashes: Sequence[str] | None = None,
+    events: Sequence[ChainLink], hashes: Sequence[str] | None = None,
 ) -> list[str]:
     """Check one entity's chain against its record.
 
     ``head`` is ``(audit_seq, audit_hash, state_hash of the record now)``, or None when there
-    is no record. ``hashes``: each event's :func:`event_hash`, when the caller has them.
+    is no record. ``hashes``: each event's :func:`event_hash`, when the caller has them
+    (without them, ``events`` are :class:`AuditEvent` and are hashed here).
     Returns every problem found, each naming the entity and the event.
     """
     name = f"{entity_type} {entity_id}"
@@ -102,7 +119,12 @@ def verify_entity(
             problems.append(f"{where}: prev_hash does not match the event before it: "
                             "an event was removed, reordered or edited")
             return problems
-        if (hashes[n - 1] if hashes is not None else event_hash(event)) != event.hash:
+        if hashes is not None:
+            computed = hashes[n - 1]
+        else:
+            assert isinstance(event, AuditEvent), "give the hashes of events that are not models"
+            computed = event_hash(event)
+        if computed != event.hash:
             problems.append(f"{where}: its content was edited after it was written")
             return problems
         prev = event.hash

@@ -292,7 +292,7 @@ def decode(kind: type[R], rid: str, doc: bytes | str, quarantined: dict[str, str
     try:
         return kind.model_validate_json(doc)
     except (ValidationError, ValueError) as e:
-        quarantined[rid] = _reason(e)
+        quarantined[rid] = reason_of(e)
         return None
 
 
@@ -313,7 +313,8 @@ def decode_rows(kind: type[R], rows: Sequence[Any], quarantined: dict[str, str])
     return [r for rid, doc in rows if (r := decode(kind, rid, doc, quarantined)) is not None]
 
 
-def _reason(e: Exception) -> str:
+def reason_of(e: Exception) -> str:
+    """Why a stored doc does not decode, in one line (the first field and its error)."""
     if isinstance(e, ValidationError):
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(record)"

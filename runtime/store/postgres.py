@@ -138,6 +138,14 @@ class _Reader:
         self._n = 0
 
     def scan(self, kind: type[R]) -> Iterator[R]:
+        for rid, doc in self.scan_docs(kind):
+            rec = decode(kind, rid, doc, self.store.quarantined)
+            if rec is not None:
+                yield rec
+
+    def scan_docs(self, kind: type[Record]) -> Iterator[tuple[str, str]]:
+        """``(ID, doc as text)`` of every record of ``kind`` in scan order (the export decodes
+        them in its worker processes)."""
         name = kind.record_kind  # type: ignore[attr-defined]
         table, key = TABLES[name]
         order = SCAN_ORDER.get(name, key)
@@ -148,10 +156,7 @@ class _Reader:
             cur.execute(f"SELECT {key}, doc::text FROM {self.store._t(table)} "
                         f"ORDER BY {order}")
             try:
-                for rid, doc in cur:
-                    rec = decode(kind, rid, doc, self.store.quarantined)
-                    if rec is not None:
-                        yield rec
+                yield from cur
             finally:
                 cur.close()
 

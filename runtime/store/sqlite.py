@@ -117,16 +117,21 @@ class _Reader:
         self.store, self.db = store, db
 
     def scan(self, kind: type[R]) -> Iterator[R]:
+        for rid, doc in self.scan_docs(kind):
+            rec = decode(kind, rid, doc, self.store.quarantined)
+            if rec is not None:
+                yield rec
+
+    def scan_docs(self, kind: type[Record]) -> Iterator[tuple[str, str]]:
+        """``(ID, doc)`` of every record of ``kind`` in scan order, the docs as stored (the
+        export decodes them in its worker processes)."""
         name = kind.record_kind  # type: ignore[attr-defined]
         table, key = TABLES[name]
         order = SCAN_ORDER.get(name, key)
         with self.store._driver():
             cur = self.db.execute(f"SELECT {key}, doc FROM {table} ORDER BY {order}")
             while rows := cur.fetchmany(500):
-                for rid, doc in rows:
-                    rec = decode(kind, rid, doc, self.store.quarantined)
-                    if rec is not None:
-                        yield rec
+                yield from rows
 
 
 class SqliteStore:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import runtime.export as export
 from runtime import engine
 from runtime.artifacts import LocalArtifactStore
 from runtime.clock import FixedClock
@@ -317,7 +319,10 @@ PLANTED = [
 @pytest.mark.parametrize(("file", "change", "needle"), PLANTED,
                          ids=[f"{f}-{n}" for f, _, n in PLANTED])
 def test_each_planted_violation_is_named(cli, tmp_path: Path, file: str, change: Any,
-                                         needle: str) -> None:
+                                         needle: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named the same, in the same order, by the validator checking the lines here and by it
+    checking them in two worker processes (batches of 3 lines, so that each file spans
+    several batches on both workers)."""
     assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
     r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 's.jsonl'}",
             now="2026-11-28T12:00:00+00:00")
@@ -326,9 +331,137 @@ def test_each_planted_violation_is_named(cli, tmp_path: Path, file: str, change:
     assert cli("export", "--out", str(out)).code == 0
     assert (out / "reminders.jsonl").read_text().strip(), "the sweep recorded reminders"
     _plant(out, file, change)
-    with pytest.raises(ExportFormatError) as err:
-        load_export(out)
-    assert any(needle in p for p in err.value.problems), err.value.problems
+    monkeypatch.setattr(export, "BATCH_LINES", 3)
+    found = {}
+    for workers in (0, 2):
+        with pytest.raises(ExportFormatError) as err:
+            load_export(out, workers=workers)
+        found[workers] = err.value.problems
+    assert any(needle in p for p in found[0]), found[0]
+    assert found[2] == found[0]
+
+
+def _store_with_reminders(cli: Any, tmp_path: Path, bundles: int) -> str:
+    for i in range(bundles):
+        assert cli("bundle", "create", "vat-return",
+                   "--anchor", f"2026-11-{2 + i:02d}").code == 0
+    r = cli("scheduler", "run", "--once", "--sink", f"file://{tmp_path / 's.jsonl'}",
+            now="2026-11-28T12:00:00+00:00")
+    assert r.code == 0, r.err
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_export_and_validation_in_worker_processes_match_those_done_in_one(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers, batches of 4 lines: the same files byte for byte, the same counts; and a
+    record the store cannot decode is left out and named as quarantined either way."""
+    url = _store_with_reminders(cli, tmp_path, 3)
+    monkeypatch.setattr(export, "BATCH_LINES", 4)
+    store = open_store(url)
+    outs = {}
+    for workers in (0, 2):
+        outs[workers] = tmp_path / f"out-{workers}"
+        export_store(store, outs[workers], T0, workers=workers)
+        assert load_export(outs[workers], workers=workers) == load_export(outs[0], workers=0)
+    assert _files(outs[2]) == {**_files(outs[0]), "manifest.json": _files(outs[2])[
+        "manifest.json"]}
+    store.close()
+    db = sqlite3.connect(url[len("sqlite:///"):])
+    with db:
+        db.execute("UPDATE tasks SET doc = json_set(doc, '$.status', 'bogus') WHERE task_id = "
+                   "(SELECT task_id FROM tasks ORDER BY task_id LIMIT 1 OFFSET 5)")
+    db.close()
+    for workers in (0, 2):
+        store = open_store(url)
+        manifest = export_store(store, tmp_path / f"q-{workers}", T0, workers=workers)
+        store.close()
+        assert [rid for rid, _ in manifest["quarantined"]] == [
+            rid for rid, _ in export_store(open_store(url), tmp_path / "q-ref", T0,
+                                           workers=0)["quarantined"]]
+        assert "status" in manifest["quarantined"][0][1]
+
+
+def test_a_worker_that_dies_mid_run_costs_nothing(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed while it holds a batch: the run goes on in this process, and the
+    result is what it would have been; no worker process is left behind."""
+    url = _store_with_reminders(cli, tmp_path, 2)
+    store = open_store(url)
+    export_store(store, tmp_path / "ref", T0, workers=0)
+    monkeypatch.setattr(export, "BATCH_LINES", 4)
+    real_receive = export._Worker.receive
+    started: list[export._Worker] = []
+
+    def dying(self: export._Worker) -> Any:
+        started.append(self)
+        if len(started) == 3:
+            self.proc.kill()
+            self.proc.wait()
+        return real_receive(self)
+
+    monkeypatch.setattr(export._Worker, "receive", dying)
+    export_store(store, tmp_path / "out", T0, workers=2)
+    store.close()
+    assert len(started) >= 3
+    assert all(w.proc.poll() is not None for w in started)
+    ref, out = _files(tmp_path / "ref"), _files(tmp_path / "out")
+    assert {k: v for k, v in out.items() if k != "manifest.json"} == {
+        k: v for k, v in ref.items() if k != "manifest.json"}
+    assert load_export(tmp_path / "out", workers=2) == load_export(tmp_path / "ref")
+
+
+PAUSED_VALIDATION = r"""
+import sys, time
+from pathlib import Path
+import runtime.export as export
+directory, marker = Path(sys.argv[1]), Path(sys.argv[2])
+export.BATCH_LINES = 2
+
+class Paused:
+    n = 0
+    def update(self, k=1):
+        self.n += k
+        if self.n == 6:  # the workers hold batches now
+            marker.write_text(" ".join(str(w.proc.pid) for w in pipeline.pool))
+            time.sleep(600)  # SIGKILLed here by the test
+
+real = export._Lines.__enter__
+def enter(self):
+    global pipeline
+    pipeline = real(self)
+    return pipeline
+export._Lines.__enter__ = enter
+export.load_export(directory, Paused(), workers=2)
+"""
+
+
+def test_a_killed_validation_leaves_no_worker_process_behind(cli, tmp_path: Path) -> None:
+    """The workers end when the process they work for dies (their stdin closes)."""
+    _store_with_reminders(cli, tmp_path, 2)
+    out = tmp_path / "out"
+    assert cli("export", "--out", str(out)).code == 0
+    marker = tmp_path / "paused"
+    kill_when_paused(PAUSED_VALIDATION, [str(out), str(marker)], marker, tmp_path)
+    pids = [int(p) for p in marker.read_text().split()]
+    assert len(pids) == 2
+    for pid in pids:
+        _wait_gone(pid)
+
+
+def _wait_gone(pid: int) -> None:
+    """Until ``pid`` has exited (a zombie not yet reaped counts as gone); polls a condition."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state in {"Z", "X"}:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} outlived the validation that started it")
 
 
 def _reshaped(lines: list[str]) -> list[str]:
