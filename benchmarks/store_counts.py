@@ -1232,10 +1232,10 @@ def report_sweep(r: SweepResult) -> None:
     small_ok = g["gsi entries"] <= bound and g["batch items"] <= due
     print(f"  with more due than a page holds (limit {SMALL_PAGE}, {pages} pages): "
           f"{g['gsi entries']} index entries ({g['gsi entries'] / due:.1f} per due) and "
-          f"{g['batch items']} items re-read for {due} due -> {verdict(small_ok)} (every page "
-          f"queries every shard again from the cursor, each for about limit / shards + 1 "
-          f"entries: a walk of many small pages reads what is due plus two or so per shard "
-          f"per page)")
+          f"{g['batch items']} items re-read for {due} due -> {verdict(small_ok)} (the store "
+          f"goes on with the shard merge of the page before, kept by its cursor: each due entry "
+          f"is read about once, each shard's read-ahead once; a cursor taken to another process "
+          f"queries every shard again from where it points)")
     walks = s["send:Query"] / SHARDS
     other = s["items read"] - s["gsi entries"] - s["batch items"]
     whole_ok = s["items read"] <= bound

@@ -15,6 +15,7 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+from runtime import aws
 from runtime.artifacts import StoredBlob
 from runtime.errors import DataopsError, InputError, NotFoundError, StoreFault
 
@@ -28,7 +29,6 @@ class ArtifactsFault(StoreFault):
 
 
 OPTIONS = frozenset({"endpoint_url", "region"})
-TIMEOUT_S = 30
 
 
 class S3ArtifactStore:
@@ -44,7 +44,8 @@ class S3ArtifactStore:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        self._client = client if client is not None else _client(url, options)
+        self._client = client if client is not None else aws.client(
+            "s3", f"artifacts {url!r}", options, attempts=5)
 
     def _key(self, sha256: str) -> str:
         key = f"sha256/{sha256[:2]}/{sha256}"
@@ -115,17 +116,3 @@ def _code(e: Exception) -> str | None:
     return None
 
 
-def _client(url: str, options: dict[str, str]) -> Any:
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise InputError(f"artifacts {url!r} need boto3: pip install 'dataops-runtime[aws]'") from None
-    config = Config(retries={"mode": "standard", "max_attempts": 5},
-                    connect_timeout=TIMEOUT_S, read_timeout=TIMEOUT_S)
-    kwargs: dict[str, Any] = {"config": config}
-    if options.get("endpoint_url"):
-        kwargs["endpoint_url"] = options["endpoint_url"]
-    if options.get("region"):
-        kwargs["region_name"] = options["region"]
-    return boto3.client("s3", **kwargs)

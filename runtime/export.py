@@ -18,7 +18,7 @@ import sys
 import tempfile
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from runtime.export_lines import (
 from runtime.model import ENTITY_KINDS, AuditEvent, Record, format_instant
 from runtime.rules.audit import edited_in_place, state_hash, verify_entity
 from runtime.store import Changes, Store
+from runtime.store.base import Row
 
 if TYPE_CHECKING:
     from runtime.artifacts import ArtifactStore
@@ -153,7 +154,7 @@ class _Lines:
         return check_batch(*args)
 
     def results(self, spec: EntitySpec, file: str, items: Iterable[tuple[Any, bytes]],
-                export: bool = False) -> Iterator[tuple[int, Any, Result]]:
+                mode: str = "validate") -> Iterator[tuple[int, Any, Result]]:
         """``(line number, tag, result)`` per ``(tag, line)`` of ``items``, in order. Each
         worker holds one batch: the next is sent to it as soon as its results are in, before
         they are gone through here, so the workers and this process overlap."""
@@ -178,19 +179,19 @@ class _Lines:
             if len(pending) >= max(1, self.workers):  # a worker per batch in flight
                 first = pending.popleft()
                 results = self._result(first[0], first[2])
-                args = (spec.entity_type, file, n, lines, export)
+                args = (spec.entity_type, file, n, lines, mode)
                 pending.append((args, tags, self._submit(args)))
                 yield from zip(range(first[0][2], first[0][2] + len(first[1])), first[1],
                                results, strict=True)
             else:
-                args = (spec.entity_type, file, n, lines, export)
+                args = (spec.entity_type, file, n, lines, mode)
                 pending.append((args, tags, self._submit(args)))
             n += len(tags)
             tags, lines = [], []
             while pending and pending[0][2] is None:
                 yield from done()
         if lines:
-            args = (spec.entity_type, file, n, lines, export)
+            args = (spec.entity_type, file, n, lines, mode)
             pending.append((args, tags, self._submit(args)))
         while pending:
             yield from done()
@@ -295,13 +296,13 @@ def _write_entity(snap: Any, spec: EntitySpec, out: Path, progress: Progress | N
     checker.files[spec.entity_type] = out / spec.file
     with (out / spec.file).open("wb", buffering=1 << 20) as f:
         for _, rid, (summary, _, line, reason) in pipeline.results(
-                spec, spec.file, _docs(snap, spec), export=True):
+                spec, spec.file, _docs(snap, spec), mode="export"):
             if progress is not None:
                 progress.update(1)
             if reason is not None:  # as a read of the store quarantines it: left out, named
                 quarantined[rid] = reason
                 continue
-            assert line is not None and summary is not None
+            assert isinstance(line, bytes) and summary is not None
             f.write(line + b"\n")
             digest.update(line + b"\n")
             count += 1
@@ -381,6 +382,16 @@ def load_export(directory: Path, progress: Progress | None = None, *,
 
     :raises ExportFormatError: listing every violation (file, line, field).
     """
+    return _validate(directory, progress, workers)
+
+
+def _validate(directory: Path, progress: Progress | None, workers: int | None,
+              mode: str = "validate", insert: Callable[[Sequence[Row]], None] | None = None,
+              before_end: Callable[[], None] | None = None) -> dict[str, int]:
+    """:func:`load_export`; with ``mode`` a SQL store's (``sqlite``, ``postgres``), each valid
+    line's row is given to ``insert`` as it is checked, and ``before_end`` runs once the whole
+    export has validated (the caller's transaction commits after that, or rolls back on the
+    :class:`ExportFormatError`)."""
     if not directory.is_dir():
         raise InputError(f"export folder {directory} does not exist")
     problems: list[str] = []
@@ -396,10 +407,13 @@ def load_export(directory: Path, progress: Progress | None = None, *,
             if entry is None:
                 counts[spec.entity_type] = 0
                 continue
-            counts[spec.entity_type] = checker.read(spec, entry, progress, pipeline)
+            counts[spec.entity_type] = checker.read(spec, entry, progress, pipeline, mode,
+                                                    None if problems else insert)
     checker.check_blobs(manifest.get("blobs"))
     if problems:
         raise ExportFormatError(str(directory), problems)
+    if before_end is not None:
+        before_end()
     return counts
 
 
@@ -462,7 +476,10 @@ class _Checker:
 
     # -- files ------------------------------------------------------------------------------
     def read(self, spec: EntitySpec, entry: dict[str, Any], progress: Progress | None,
-             pipeline: _Lines) -> int:
+             pipeline: _Lines, mode: str = "validate",
+             insert: Callable[[Sequence[Row]], None] | None = None) -> int:
+        """Check ``spec``'s file; with ``insert``, give it the rows of the valid lines, a
+        batch at a time, until the first problem (the import is rolled back then)."""
         path = _inside(self.directory, spec, str(entry.get("file", spec.file)), self.problems)
         if path is None:
             return 0
@@ -472,14 +489,26 @@ class _Checker:
         self.files[spec.entity_type] = path
         digest = hashlib.sha256()
         n = 0
+        rows: list[Row] = []
         with path.open("rb") as f:
             lines = ((None, raw) for raw in _bounded_lines(f, digest))
-            for n, _, (summary, problems, _, _) in pipeline.results(spec, path.name, lines):
+            for n, _, (summary, problems, row, _) in pipeline.results(spec, path.name, lines,
+                                                                       mode):
                 if progress is not None:
                     progress.update(1)
                 self.problems += problems
                 if summary is not None:
                     self.take(spec, f"{path.name}:{n}", summary)
+                if insert is not None and isinstance(row, tuple):
+                    rows.append(row)
+                    if len(rows) >= BATCH_LINES:
+                        if self.problems:  # it will be rolled back: insert no more
+                            insert = None
+                        else:
+                            insert(rows)
+                        rows = []
+        if insert is not None and rows and not self.problems:
+            insert(rows)
         if digest.hexdigest() != entry.get("sha256"):
             self.problems.append(f"{path.name}: checksum does not match the manifest (the file "
                                  "changed)")
@@ -729,8 +758,28 @@ def _inside(directory: Path, spec: EntitySpec, name: str, problems: list[str]) -
     return path
 
 
+def in_one_pass(store: Store, replace: bool = False) -> bool:
+    """Whether :func:`import_export` validates and loads an export into ``store`` in one pass
+    (an empty SQL store, without ``replace``), rather than validating it first."""
+    return not replace and _bulk_mode(store) is not None and store.is_empty()
+
+
+def _bulk_mode(store: Store) -> str | None:
+    """The ``check_batch`` mode whose rows ``store.bulk_insert`` takes, if it has one."""
+    from runtime.store.postgres import PostgresStore
+    from runtime.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        return "sqlite"
+    if isinstance(store, PostgresStore):
+        return "postgres"
+    return None
+
+
 def import_export(store: Store, directory: Path, progress: Progress | None = None, *,
-                  validated: bool = False, replace: bool = False) -> dict[str, int]:
+                  validated: bool = False, replace: bool = False,
+                  artifacts: ArtifactStore | None = None,
+                  workers: int | None = None) -> dict[str, int]:
     """Load a valid export into a store without changing an ID, a chain head or an event
     (records and events are written as they are), streaming: records are read from the files
     batch by batch, never all at once.
@@ -742,16 +791,43 @@ def import_export(store: Store, directory: Path, progress: Progress | None = Non
     what is missing. Either way importing an export again into the store that holds it
     changes nothing.
 
+    Into an empty SQLite or PostgreSQL store (:func:`in_one_pass`) the export is validated and
+    loaded in one pass inside that one transaction: the worker processes that check each line
+    (see :func:`load_export`) also make its row, the doc being the line itself, and the
+    transaction commits only once the whole export has validated; otherwise the export is
+    validated first, then loaded (``progress`` sees each line twice).
+
     ``validated``: the caller has just validated the export with :func:`load_export`.
     ``replace``: a record (or event) the store holds in another version is overwritten with
     the export's, conditional on the version read, instead of being a conflict.
+    ``artifacts``: the export's binaries are put there (content-addressed: putting one twice
+    is harmless) once it has validated, before its records are written or committed; their
+    count is returned as ``binaries``.
 
     :raises ExportFormatError: the export does not validate; nothing was written.
     :raises ConflictError: the store holds a different version of a record of the export.
     :raises InputError: the store holds records the export does not (it is neither empty nor
         a partial or whole import of this export).
     """
-    counts = _counts(directory) if validated else load_export(directory)
+    mode = _bulk_mode(store)
+    binaries: list[int] = []
+
+    def put_binaries() -> None:
+        if artifacts is not None:
+            binaries.append(import_blobs(directory, artifacts))
+
+    if not validated and mode is not None and in_one_pass(store, replace):
+        bulk = store.bulk_insert()  # type: ignore[attr-defined]
+        try:
+            with bulk as insert:
+                counts = _validate(directory, progress, workers, mode, insert, put_binaries)
+        except ConflictError:  # an ID twice in the export: name it as validation does
+            load_export(directory, workers=workers)
+            raise
+        return {**counts, **({"binaries": binaries[0]} if binaries else {})}
+    counts = _counts(directory) if validated else load_export(directory, progress,
+                                                             workers=workers)
+    put_binaries()
     replacing: dict[tuple[str, int], int] | None = {} if replace else None
     present = None if store.is_empty() else _present(store, directory, replacing)
     if present and replacing:
@@ -772,7 +848,7 @@ def import_export(store: Store, directory: Path, progress: Progress | None = Non
     else:
         for batch in batches:
             store.commit(batch)
-    return counts
+    return {**counts, **({"binaries": binaries[0]} if binaries else {})}
 
 
 def _counts(directory: Path) -> dict[str, int]:

@@ -10,6 +10,7 @@ limits, nothing that opens a store.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ from runtime.model import (
     Task,
 )
 from runtime.rules.audit import event_hash, event_hash_of_doc, state_hash_of_doc
+from runtime.store.base import TABLES, Row
 
 STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
 
@@ -224,24 +226,28 @@ class EventLine(NamedTuple):
     """The hash the event's fields give (what ``hash`` must be)."""
 
 
-Result = tuple[RecordLine | EventLine | None, tuple[str, ...], bytes | None, str | None]
-"""Per line: its summary (None if it did not parse), the problems it has, the line to write
-(export: the record's export shape) and why the store's record does not decode (export:
-it is quarantined, not written)."""
+Result = tuple[RecordLine | EventLine | None, tuple[str, ...], "bytes | Row | None", str | None]
+"""Per line: its summary (None if it did not parse), the problems it has, what the mode makes
+of it (export: the line to write, the record's export shape; an import: its :data:`Row`) and
+why the store's record does not decode (export: it is quarantined, not written)."""
 
 
 def check_batch(entity_type: str, file: str, first: int, lines: list[bytes],
-                export: bool = False) -> list[Result]:
+                mode: str = "validate") -> list[Result]:
     """Check ``lines`` of ``file`` (the first is line ``first``), one :data:`Result` each.
 
-    ``export``: the lines are the store's docs being exported: a doc that does not decode
-    is quarantined (as a store read quarantines it), and each result carries the line to
-    write, the record serialised once by pydantic in its field order."""
+    ``mode``: ``validate``; ``export``: the lines are the store's docs being exported: a doc
+    that does not decode is quarantined (as a store read quarantines it), and each result
+    carries the line to write, the record serialised once by pydantic in its field order;
+    ``sqlite`` or ``postgres``: validate, and each result carries the row that store's
+    table holds for the record (:data:`Row`), its doc the line as it is (it validated, and
+    every read of it decodes it again)."""
     spec = BY_TYPE[entity_type]
+    columns = _columns(mode)
     out: list[Result] = []
     for n, raw in enumerate(lines, first):
         problems: list[str] = []
-        if export:
+        if mode == "export":
             try:
                 doc = orjson.loads(raw)
                 record: Record | None = spec.model.model_validate(doc)
@@ -250,10 +256,34 @@ def check_batch(entity_type: str, file: str, first: int, lines: list[bytes],
                 continue
         else:
             record, doc = parse_line(spec, f"{file}:{n}", raw, problems)
-        summary = None if record is None else _summary(record, doc)
-        line = record.model_dump_json().encode() if export and record is not None else None
-        out.append((summary, tuple(problems), line, None))
+        if record is None:
+            out.append((None, tuple(problems), None, None))
+            continue
+        made: bytes | Row | None = None
+        if mode == "export":
+            made = record.model_dump_json().encode()
+        elif columns is not None:
+            table, key = TABLES[entity_type]
+            row = {key: record.id, **columns(record),  # type: ignore[attr-defined]
+                   "version": getattr(record, "version", 1), "doc": raw.decode()}
+            made = (table, tuple(row), tuple(row.values()))
+        out.append((_summary(record, doc), tuple(problems), made, None))
     return out
+
+
+def _columns(mode: str) -> Callable[[Record], dict[str, object]] | None:
+    """The indexed columns of a record in the store ``mode`` imports into."""
+    if mode == "sqlite":
+        from runtime.store import sqlite_schema
+
+        return sqlite_schema.columns_of
+    if mode == "postgres":
+        from runtime.store import postgres_schema
+
+        return postgres_schema.columns_of
+    if mode in {"validate", "export"}:
+        return None
+    raise ValueError(f"check_batch: unknown mode {mode!r}")
 
 
 def _summary(record: Record, doc: dict[str, Any]) -> RecordLine | EventLine:

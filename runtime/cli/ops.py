@@ -159,18 +159,19 @@ def cmd_export(ctx: Ctx) -> int:
 
 
 def cmd_import(ctx: Ctx) -> int:
-    from runtime.export import import_blobs, import_export, load_export
+    from runtime.export import import_export, in_one_pass
 
     folder = Path(ctx.args.directory)
     svc = ctx.services()
-    with _progress(ctx, "validate", _total(folder)) as bar:
-        load_export(folder, bar)
-    # binaries first, as a command writes a binary before its record (content-addressed:
-    # putting one again is harmless)
-    binaries = import_blobs(folder, svc.artifacts) if svc.artifacts is not None else 0
-    with _progress(ctx, "import", _total(folder)) as bar:
-        counts = import_export(svc.store, folder, bar, validated=True,
-                               replace=ctx.args.replace)
+    total = _total(folder)
+    if total is not None and not in_one_pass(svc.store, ctx.args.replace):
+        total *= 2  # validated first, then loaded: each line is counted twice
+    # the binaries go in once the export has validated, before its records (as a command
+    # writes a binary before its record; content-addressed: putting one again is harmless)
+    with _progress(ctx, "import", total) as bar:
+        counts = import_export(svc.store, folder, bar, replace=ctx.args.replace,
+                               artifacts=svc.artifacts)
+    binaries = counts.pop("binaries", 0)
     render.out(f"imported into {ctx.store_url}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                + (f", {binaries} binaries" if binaries else ""))
     return OK

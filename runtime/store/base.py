@@ -129,6 +129,9 @@ TABLES: dict[str, tuple[str, str]] = {
 }
 """Per record kind, the table (SQL adapters) and the ID field."""
 
+Row = tuple[str, tuple[str, ...], tuple[object, ...]]
+"""A record as a SQL store's row, for a bulk import: (table, column names, values)."""
+
 TRANSIENT_KINDS = frozenset({"idempotency_key"})
 """Request state, not records of work: not exported, not counted by ``is_empty``."""
 

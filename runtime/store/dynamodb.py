@@ -27,22 +27,24 @@ every index, the item shapes and which command reads and writes which items.
 from __future__ import annotations
 
 import heapq
-import os
 import re
 import tempfile
+import threading
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import groupby, islice
+from itertools import chain, groupby, islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import orjson
 
+from runtime import aws
 from runtime.errors import (
     ConflictError,
     DataopsError,
@@ -99,7 +101,6 @@ MAX_ITEMS = MAX_ACTIONS // 2
 bundle) and an audit event is two (its place in its chain and its ID), so 50 records are at
 most 100 items."""
 DEFAULT_SHARDS = 16
-TIMEOUT_S = 30
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 OPTIONS = frozenset({"region", "endpoint_url", "shards"})
 
@@ -121,6 +122,8 @@ FILTERED = ("status", "assignee", "template_id", "kind", "bundle_id", "task_id",
 KINDS_ATTR = "record_kind"
 _END = "\U0010ffff"
 """Sorts after every character an ID can hold."""
+_WALKS = 8
+"""Due-index walks a store keeps going between pages (the sweep walks one at a time)."""
 SPOOL_ORDER: tuple[type[Record], ...] = (Reminder, Digest, AssistantJob, Artifact, Task, Bundle,
                                         ApiToken, Seal, IdempotencyKey)
 """The order a snapshot copies kinds in: children before their parents. Records are never
@@ -190,7 +193,12 @@ class DynamoStore:
         self.table, options = parse_url(url)
         self.url = url
         self.quarantined: dict[str, str] = {}
-        self._client = client if client is not None else _client(url, options)
+        self._client = client if client is not None else aws.client(
+            "dynamodb", f"store {url!r}", options, attempts=8)
+        self._walks: OrderedDict[tuple[str, str], Iterator[dict[str, Any]]] = OrderedDict()
+        """Due-index walks in progress, by (instant, the cursor of their next page): the
+        shard merge itself, positioned there (see :meth:`due_for_reminders`)."""
+        self._walks_lock = threading.Lock()
         self._ensure_table(options.get("shards"))
 
     # -- errors, table -----------------------------------------------------------------------
@@ -522,28 +530,45 @@ class DynamoStore:
                             ExpressionAttributeValues={":p": _s(f"chain#{entity_id}")})
         return self._decoded(AuditEvent, items)
 
-    def _queue_keys(self, index: tuple[str, str, str], queue: str, at: datetime, want: int, *,
-                    after: str | None = None, where: dict[str, str] | None = None,
-                    ) -> list[dict[str, Any]]:
-        """The first ``want`` entries of a sharded time index due at ``at``, oldest first.
+    def _merged(self, index: tuple[str, str, str], queue: str, at: datetime, want: int, *,
+                after: str | None = None, where: dict[str, str] | None = None,
+                ) -> Iterator[dict[str, Any]]:
+        """The entries of a sharded time index due at ``at``, oldest first, after ``after``.
 
         The shards are merged lazily: each is queried in pages of about ``want / shards`` (+1)
         entries and asked for its next page only when the merge has used up the last one, so
-        a page reads about ``want + 2 x shards`` entries however many are due (not ``shards x
-        want``)."""
+        the first ``want`` entries cost about ``want + 2 x shards`` entries read however many
+        are due (not ``shards x want``), and each entry after them about one."""
         upto = f"{_us(at)}${_END}"  # '$' sorts after '#': every ID at that instant
         _, _, sk = index
         per = -(-want // self.shards) + 1
         shards = [self._index_query(index, f"{queue}#{shard}", after=after, upto=upto,
                                     where=where, limit=per) for shard in range(self.shards)]
-        merged = heapq.merge(*shards, key=lambda e: e[sk]["S"])
-        return list(islice(merged, want))
+        return heapq.merge(*shards, key=lambda e: e[sk]["S"])
+
+    def _queue_keys(self, index: tuple[str, str, str], queue: str, at: datetime, want: int, *,
+                    where: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The first ``want`` entries of a sharded time index due at ``at``, oldest first."""
+        return list(islice(self._merged(index, queue, at, want, where=where), want))
 
     def due_for_reminders(self, at: datetime, limit: int,
                           cursor: str | None = None) -> Page[Task | Bundle]:
+        """A page of what is due. A walk of many pages in one process goes on with the shard
+        merge of its previous page (kept by the cursor it gave, a few walks at most), so
+        the whole walk reads each due entry about once and each shard's read-ahead once
+        (due + about two per shard), not every shard again per page; a cursor from elsewhere
+        (another process, an API client) queries every shard again from where it points.
+        An entry added during the walk behind a shard's read-ahead (a task that fell due just
+        now, between the cursor and entries already read) is found by the next sweep."""
         after = due_cursor(cursor)
-        entries = self._queue_keys(QUEUE, "due", at, limit + 1,
-                                   after=f"{after[0]:020d}#{after[1]}" if after else None)
+        merged = None
+        if cursor is not None:
+            with self._walks_lock:
+                merged = self._walks.pop((_us(at), cursor), None)
+        if merged is None:
+            merged = self._merged(QUEUE, "due", at, limit + 1,
+                                  after=f"{after[0]:020d}#{after[1]}" if after else None)
+        entries = list(islice(merged, limit + 1))
         taken = entries[:limit]
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for e in taken:  # the partition key is KIND#ID
@@ -556,7 +581,13 @@ class DynamoStore:
         found.sort(key=lambda r: (micros(r.next_reminder_at), r.id))
         more = len(entries) > limit
         last = taken[-1]["qs"]["S"].split("#", 1) if more else None
-        return Page(found, encode_cursor([int(last[0]), last[1]]) if last else None)
+        next_cursor = encode_cursor([int(last[0]), last[1]]) if last else None
+        if next_cursor is not None:  # the entry read ahead goes first on the next page
+            with self._walks_lock:
+                self._walks[(_us(at), next_cursor)] = chain(entries[limit:], merged)
+                while len(self._walks) > _WALKS:
+                    self._walks.popitem(last=False)
+        return Page(found, next_cursor)
 
     def _pending(self, kind: type[R], index: tuple[str, str, str], queue: str, at: datetime,
                  limit: int, field: str, where: dict[str, str] | None = None) -> list[R]:
@@ -918,27 +949,6 @@ ERRORS: dict[str, tuple[type[DataopsError], str]] = {
                                              "first try"),
 }
 """DynamoDB error codes -> our errors. Anything else is a :class:`StoreFault` naming the code."""
-
-
-def _client(url: str, options: dict[str, str]) -> Any:
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise InputError(f"store {url!r} needs boto3: pip install 'dataops-runtime[aws]'") from None
-    config = Config(retries={"mode": "standard", "max_attempts": 8},
-                    connect_timeout=TIMEOUT_S, read_timeout=TIMEOUT_S, tcp_keepalive=True)
-    kwargs: dict[str, Any] = {"config": config}
-    if options.get("endpoint_url"):
-        kwargs["endpoint_url"] = options["endpoint_url"]
-    region = options.get("region") or os.environ.get("AWS_REGION") or \
-        os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region_name"] = region
-    try:
-        return boto3.client("dynamodb", **kwargs)
-    except Exception as e:  # NoRegionError, bad endpoint: one line
-        raise InputError(f"store {url!r}: {e}; add ?region=REGION to the URL") from None
 
 
 __all__ = ["DynamoStore", "parse_url"]

@@ -59,6 +59,7 @@ from runtime.store.base import (
     Changes,
     Page,
     R,
+    Row,
     check_filters,
     check_size,
     decode,
@@ -553,10 +554,38 @@ class PostgresStore:
                 cols = {key: record_id(rec), **columns_of(rec),
                         "version": getattr(rec, "version", 1), "doc": changes.doc(rec)}
                 groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
-            for (table, names), rows in groups.items():
-                marks = ", ".join("%s::jsonb" if n == "doc" else "%s" for n in names)
-                cur.executemany(f"INSERT INTO {self._t(table)} ({', '.join(names)}) "
-                                f"VALUES ({marks})", rows)
+            self._insert_groups(cur, groups)
+
+    def _insert_groups(self, cur: Any,
+                       groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]]) -> None:
+        for (table, names), rows in groups.items():
+            marks = ", ".join("%s::jsonb" if n == "doc" else "%s" for n in names)
+            cur.executemany(f"INSERT INTO {self._t(table)} ({', '.join(names)}) "
+                            f"VALUES ({marks})", rows)
+
+    @contextmanager
+    def bulk_insert(self) -> Iterator[Callable[[Sequence[Row]], None]]:
+        """One transaction for an import of rows that ``runtime.export_lines`` made (table,
+        columns, values, parents before children): what it yields inserts a batch of them;
+        all are committed at the end, or none if anything fails or the process dies.
+
+        :raises ConflictError: an ID is there already (or twice).
+        """
+        errors = self._psycopg.errors
+        with self._driver():
+            try:
+                with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                    def insert(rows: Sequence[Row]) -> None:
+                        groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
+                        for table, names, values in rows:
+                            groups.setdefault((table, names), []).append(values)
+                        self._insert_groups(cur, groups)
+                    yield insert
+            except errors.UniqueViolation as e:
+                raise ConflictError(_detail(e), "it exists already") from e
+            except errors.ForeignKeyViolation as e:
+                raise InputError(f"store {self.url}: a record refers to a parent that does "
+                                 f"not exist ({_detail(e)}); nothing was written") from e
 
     def _update(self, cur: Any, rec: Record, expected: int, changes: Changes) -> None:
         table, key = TABLES[kind_of(rec)]

@@ -43,6 +43,7 @@ from runtime.store.base import (
     Changes,
     Page,
     R,
+    Row,
     check_filters,
     check_size,
     decode,
@@ -419,6 +420,41 @@ class SqliteStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def bulk_insert(self) -> Iterator[Callable[[Sequence[Row]], None]]:
+        """One ``BEGIN IMMEDIATE`` transaction for an import of rows that
+        ``runtime.export_lines`` made (table, columns, values): what it yields inserts a batch
+        of them; all are committed at the end, or none if anything fails or the process dies.
+
+        :raises ConflictError: an ID is there already (or twice), named.
+        """
+        with self._lock, self._driver():
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._insert_rows
+                db.execute("COMMIT")
+            except _Clash as clash:
+                db.execute("ROLLBACK")
+                raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
+                                    "it exists already") from clash.__cause__
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _insert_rows(self, rows: Sequence[Row]) -> None:
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
+        for table, names, values in rows:
+            groups.setdefault((table, names), []).append(values)
+        for (table, names), values_of in groups.items():
+            marks = ", ".join("?" * len(names))
+            try:
+                self._db.executemany(
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", values_of)
+            except sqlite3.IntegrityError as e:
+                raise _Clash(table, names[0], [str(v[0]) for v in values_of]) from e
 
     def _insert_all(self, records: list[Record], changes: Changes) -> None:
         """Insert records, one executemany per table and column set."""

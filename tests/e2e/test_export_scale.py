@@ -341,6 +341,31 @@ def test_each_planted_violation_is_named(cli, tmp_path: Path, file: str, change:
     assert found[2] == found[0]
 
 
+@pytest.mark.parametrize("case", [0, 2, 3, 7], ids=lambda i: PLANTED[i][2])
+def test_an_import_in_one_pass_refuses_a_planted_violation_and_writes_nothing(
+        cli, tmp_path: Path, case: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into an empty SQLite store the export is validated and loaded in one transaction: a
+    violation anywhere (found as the lines go in, or at the end: an ID twice fails the insert
+    first) is the validator's error, and the store stays empty."""
+    file, change, needle = PLANTED[case]
+    assert cli("bundle", "create", "vat-return", "--anchor", "2026-11-02").code == 0
+    out = tmp_path / "planted"
+    assert cli("export", "--out", str(out)).code == 0
+    _plant(out, file, change)
+    monkeypatch.setattr(export, "BATCH_LINES", 3)  # rows go in before the violation is read
+    with pytest.raises(ExportFormatError) as expected:
+        load_export(out)
+    for workers in (0, 2):
+        target = open_store(f"sqlite:///{tmp_path / f'target-{workers}.db'}")
+        assert export.in_one_pass(target)
+        with pytest.raises(ExportFormatError) as err:
+            import_export(target, out, workers=workers)
+        assert err.value.problems == expected.value.problems
+        assert any(needle in p for p in err.value.problems)
+        assert target.is_empty()
+        target.close()
+
+
 def _store_with_reminders(cli: Any, tmp_path: Path, bundles: int) -> str:
     for i in range(bundles):
         assert cli("bundle", "create", "vat-return",

@@ -76,11 +76,12 @@ def pausing(real):
         return result
     return write
 
-lite.SqliteStore._insert_all = pausing(lite.SqliteStore._insert_all)
+lite.SqliteStore._insert_all = pausing(lite.SqliteStore._insert_all)  # a batch of records
+lite.SqliteStore._insert_rows = pausing(lite.SqliteStore._insert_rows)  # of rows (one pass)
 if any(a.startswith("dynamodb://") for a in argv):
     import runtime.store.dynamodb as dynamo
     dynamo.DynamoStore.commit = pausing(dynamo.DynamoStore.commit)
-pg.PostgresStore._write = pausing(pg.PostgresStore._write)
+pg.PostgresStore._insert_groups = pausing(pg.PostgresStore._insert_groups)  # either way
 sys.exit(main(argv))
 """
 
@@ -88,9 +89,11 @@ sys.exit(main(argv))
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_an_import_killed_while_it_writes_leaves_the_store_as_it_was(
         kind: str, request: pytest.FixtureRequest, content_dir: Path, tmp_path: Path) -> None:
-    """A real ``dataops import`` process, SIGKILLed with 4 batches of 500 records written in its
-    open transaction (a pause spliced in there so that the kill lands mid-write): the store is
-    as it was; the same command completes it; the store then exports byte-identically."""
+    """A real ``dataops import`` process, SIGKILLed with 4 batches of rows written in its open
+    transaction (a pause spliced in there so that the kill lands mid-write; into an empty store
+    the export is validated and loaded in one pass, so the export is also half validated
+    then): the store is as it was; the same command completes it; the store then exports
+    byte-identically."""
     from tests.conftest import store_url
 
     need_server(request, kind)

@@ -1052,6 +1052,33 @@ class TestDueIndex:
         assert ids(got) == [("Bundle", "b0"), ("Task", "t1"), ("Bundle", "b2"), ("Task", "t3")]
         assert got.next_cursor is not None
 
+    def test_a_walk_of_small_pages_gives_each_due_record_once_in_order(self, store: Store):
+        """Two walks at once, pages of 2 and of 3; between pages a record not yet reached
+        stops being due (it is left out) and one already given is moved past the walk's
+        instant (as a sweep moves what it reminded of: not given again)."""
+        recs = [task(f"t-{i:02d}", next_reminder_at=at(i)) for i in range(9)] + [
+            bundle(f"b-{i:02d}", next_reminder_at=at(i, us=1)) for i in range(0, 9, 3)]
+        store.commit(Changes(creates=recs))
+        order = sorted((r.next_reminder_at, r.id) for r in recs)
+        expected = [rid for _, rid in order]
+        walks: dict[int, tuple[list[str], str | None]] = {2: ([], None), 3: ([], None)}
+        first = True
+        while any(c is not None or not got for got, c in walks.values()):
+            for limit, (got, cursor) in walks.items():
+                if got and cursor is None:
+                    continue
+                page = store.due_for_reminders(at(100), limit=limit, cursor=cursor)
+                assert len(page.items) <= limit
+                got += [r.id for r in page.items]
+                walks[limit] = (got, page.next_cursor)
+            if first:  # after the first pages: t-07 is no longer due, t-00 is reminded of
+                first = False
+                t7, t0 = store.get(Task, "t-07"), store.get(Task, "t-00")
+                store.commit(Changes(updates=[(bump(t7, next_reminder_at=None), 1),
+                                              (bump(t0, next_reminder_at=at(200)), 1)]))
+        for limit, (got, _) in walks.items():
+            assert got == [r for r in expected if r != "t-07"], limit
+
     def test_due_for_reminders_follows_updates(self, store: Store):
         b = bundle("b", next_reminder_at=at(1))
         t = task("t", next_reminder_at=at(50))

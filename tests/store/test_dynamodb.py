@@ -17,7 +17,7 @@ from runtime.errors import ConflictError, InputError, ThrottledError
 from runtime.model import AuditEvent, Bundle, Task
 from runtime.store import Changes, open_store
 from runtime.store.dynamodb import DynamoStore, parse_url
-from tests.store.test_contract import bundle, created, event, task
+from tests.store.test_contract import at, bundle, created, event, task
 
 
 @pytest.fixture
@@ -176,3 +176,34 @@ def test_a_bad_url_is_one_line(moto_endpoint: str, bad: str, match: str):
         bad += f"&endpoint_url={moto_endpoint}&region=us-east-1"
     with pytest.raises(InputError, match=match):
         open_store(bad)
+
+
+def test_a_walk_of_small_pages_reads_each_due_entry_about_once(url: str):
+    """A walk of many pages in one process goes on with its shard merge: the index entries it
+    reads are the due ones plus each shard's read-ahead, not every shard again per page
+    (counted from each Query's ScannedCount, as DynamoDB bills them). A cursor taken to
+    another store object (another process) walks on from where it points."""
+    store = open_store(url)
+    assert isinstance(store, DynamoStore)
+    due = 60
+    recs = [task(f"t-{i:03d}", next_reminder_at=at(i)) for i in range(due)] + [
+        task(f"later-{i:03d}", next_reminder_at=at(999)) for i in range(20)]
+    for k in range(0, len(recs), 40):  # within the adapter's limit per write
+        store.commit(Changes(creates=recs[k:k + 40]))
+    scanned: list[int] = []
+    store._client.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: scanned.append(parsed["ScannedCount"]))
+
+    def walk(next_store: Any) -> list[str]:
+        got: list[str] = []
+        page = store.due_for_reminders(at(500), limit=5)
+        got += [r.id for r in page.items]
+        while page.next_cursor is not None:
+            page = next_store().due_for_reminders(at(500), limit=5, cursor=page.next_cursor)
+            got += [r.id for r in page.items]
+        return got
+
+    assert walk(lambda: store) == [f"t-{i:03d}" for i in range(due)]
+    assert sum(scanned) <= due + 2 * store.shards, (sum(scanned), len(scanned))
+    assert walk(lambda: DynamoStore(url)) == [f"t-{i:03d}" for i in range(due)]
+    store.drop()
