@@ -32,8 +32,8 @@ generator's memory is not in the figures: wall time, CPU time, the RSS after imp
 opening, and the peak RSS, nothing subtracted (``VmHWM`` of /proc/self/status: Linux carries
 ``ru_maxrss`` over from the forked parent across exec, so it would show the generator's); and
 of the worker processes the operation checks lines in (past 20,000 lines, one per core), their
-CPU time and the largest one's peak (``RUSAGE_CHILDREN``, an upper bound: small, as they are
-forked from the small child), the total peak counting each worker at that:
+CPU time (``RUSAGE_CHILDREN``) and each one's peak RSS (its ``VmHWM``, read just before it is
+closed), the total peak adding them to the child's:
 
 * baseline ``json.dumps``: the docs of the same rows, in export order, loaded into dicts with
   ``orjson.loads`` before timing (in chunks of 25,000, the preparation untimed), then
@@ -446,10 +446,7 @@ def cpu_children():
     return r.ru_utime + r.ru_stime
 
 
-def peak_children():
-    # the largest peak RSS of a reaped worker (ru_maxrss, KiB); an upper bound: Linux carries
-    # it over from this process at the fork, before the exec
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+worker_peaks = []  # each worker's VmHWM, read just before it is closed
 
 
 op = spec["op"]
@@ -474,6 +471,18 @@ if op in ("export", "validate", "import", "dynamo-import", "dynamo-export"):
             inside[0] += time.perf_counter() - t
 
     ex.load_export = timed  # export_store and import_export call it by this name
+    real_close = ex._Worker.close
+
+    def close(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                worker_peaks.extend(int(line.split()[1]) * 1024 for line in f
+                                    if line.startswith("VmHWM:"))
+        except OSError:
+            pass
+        return real_close(self)
+
+    ex._Worker.close = close
     store = open_store(spec["url"]) if op != "validate" else None
     if op in ("import", "dynamo-import"):
         assert store.is_empty(), "import: the target store is not empty"
@@ -532,9 +541,8 @@ if store is not None:
     store.close()  # the workers are reaped by then: their CPU and peak are in RUSAGE_CHILDREN
 out.update(wall=wall, cpu=out.pop("timed_cpu", cpu() - c0), inside=inside[0], base_rss=base_rss,
            base_peak=base_peak, peak=peak(), workers_cpu=cpu_children() - w0,
-           workers_peak=peak_children() if cpu_children() > w0 else 0, requests=requests[0],
-           # runtime.export._Lines starts one worker per core, at most 4, past 20,000 lines
-           workers=min(4, len(os.sched_getaffinity(0))) if cpu_children() > w0 else 0)
+           workers_peak=max(worker_peaks, default=0), workers=len(worker_peaks),
+           workers_total=sum(worker_peaks), requests=requests[0])
 print(json.dumps(out))
 '''
 
@@ -746,8 +754,9 @@ def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Non
 
 
 def total_peak(r: dict[str, Any]) -> float:
-    """The peak of the operation: its process's, plus each worker's (an upper bound)."""
-    return float(r["peak"] + r.get("workers", 0) * r.get("workers_peak", 0))
+    """The peak of the operation: its process's plus each worker's (each peak taken alone,
+    so at most the sum)."""
+    return float(r["peak"] + r.get("workers_total", 0))
 
 
 def report(n: int, sq: Runs, pg: dict[str, Any] | None, dy: dict[str, Any] | None) -> None:
@@ -771,8 +780,8 @@ def report(n: int, sq: Runs, pg: dict[str, Any] | None, dy: dict[str, Any] | Non
     print(f"{n:,} records (export lines), best of reps; peak = the peak RSS (VmHWM) of a fresh "
           f"child process, nothing subtracted; start = its RSS after imports and opening the "
           f"store; CPU s = the child's CPU time; workers = the processes it checks lines in "
-          f"(their CPU, and the largest one's peak RSS, an upper bound); total peak = peak + "
-          f"each worker's")
+          f"(their CPU, and the largest one's peak RSS, VmHWM); total peak = peak + each "
+          f"worker's")
     rows = []
     for label, vs, _, r, runs in lines:
         ratio = f"{n / r['seconds'] / base[vs]:.2f}x {vs}" if vs else ""

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -449,11 +450,69 @@ _CHAINED = tuple(k.record_kind for k in ENTITY_KINDS)  # type: ignore[attr-defin
 _PARENTS = {kind: [(f, p, pf) for c, f, p, pf in RELATIONSHIPS if c == kind] for kind in BY_TYPE}
 
 
+class _Heads:
+    """The records of one entity type as the validator keeps them: per record the 64-bit
+    digest of its ID and its chain head (``audit_seq`` and digests of ``audit_hash`` and of
+    its state hash), in flat arrays (about 40 bytes a record, where a dict of Python ints
+    takes about 150). Filled in file order; :meth:`seal` sorts the digests (with each one's
+    place in the file) so that a record is found by binary search."""
+
+    def __init__(self) -> None:
+        self.keys, self.seqs, self.audits, self.states = (array("Q") for _ in range(4))
+        self.sorted = array("Q")
+        self.place = array("Q")  # the file position of each sorted digest
+        self.used = bytearray()  # per file position: its chain has been checked
+        self.sealed = False
+
+    def add(self, key: int, seq: int, audit: int, state: int) -> None:
+        self.keys.append(key)
+        self.seqs.append(seq)
+        self.audits.append(audit)
+        self.states.append(state)
+
+    def seal(self) -> set[int]:
+        """Sort for lookups (the arrays in file order stay for the heads); return the digests
+        seen more than once."""
+        # digest and place packed in one int: one sort of one list, no key function
+        packed = sorted((key << 32) | n for n, key in enumerate(self.keys))
+        self.sorted = array("Q", (p >> 32 for p in packed))
+        self.place = array("Q", (p & 0xFFFF_FFFF for p in packed))
+        del packed
+        self.keys = array("Q")
+        self.used = bytearray(len(self.sorted))
+        self.sealed = True
+        s = self.sorted
+        return {s[i] for i in range(1, len(s)) if s[i] == s[i - 1]}
+
+    def __contains__(self, key: int) -> bool:
+        i = bisect_left(self.sorted, key)
+        return i < len(self.sorted) and self.sorted[i] == key
+
+    def take(self, key: int) -> tuple[int, int, int] | None:
+        """The chain head of the record with ``key`` (the last in the file, if it is there
+        twice), marked as checked; None if there is none, or it was taken already."""
+        i = bisect_left(self.sorted, key)
+        found = None
+        while i < len(self.sorted) and self.sorted[i] == key:
+            n = self.place[i]
+            if not self.used[n]:
+                self.used[n] = 1
+                found = n
+            i += 1
+        if found is None:
+            return None
+        return self.seqs[found], self.audits[found], self.states[found]
+
+    def left(self) -> dict[int, int]:
+        """Digest -> audit_seq of the records whose chain was not checked (no events)."""
+        return {self.sorted[i]: self.seqs[self.place[i]] for i in range(len(self.sorted))
+                if not self.used[self.place[i]]}
+
+
 class _Checker:
     """The validator's state across files, bounded by the number of IDs.
 
-    Per entity type a dict from the 64-bit digest of each ID to its packed chain head
-    (``audit_seq``, digests of ``audit_hash`` and of the record's state hash); audit events'
+    Per entity type its records' ID digests and chain heads (:class:`_Heads`); audit events'
     IDs as digests in an array. Relationships are looked up by digest (parents' files come
     before their children's), each entity's chain is checked when its events have been read
     (the events file is in (entity_id, seq) order), and a digest seen twice is confirmed by a
@@ -463,7 +522,7 @@ class _Checker:
 
     def __init__(self, directory: Path, problems: list[str]) -> None:
         self.directory, self.problems = directory, problems
-        self.heads: dict[str, dict[int, int]] = {s.entity_type: {} for s in ENTITIES}
+        self.heads: dict[str, _Heads] = {s.entity_type: _Heads() for s in ENTITIES}
         self.files: dict[str, Path] = {}
         self.twice: dict[str, set[int]] = {}
         self.event_ids = array("Q")
@@ -544,6 +603,8 @@ class _Checker:
         if self._group:
             self._chain(self._group)
             self._group = []
+        if spec.entity_type != "audit_event":
+            self.twice[spec.entity_type] = self.heads[spec.entity_type].seal()
         self._confirm_twice(spec)
         if spec.entity_type == "reminder":
             self.reminders_done()
@@ -557,11 +618,11 @@ class _Checker:
             self.problems.append(f"{where}: {spec.id_field} {rid!r} is out of ID order "
                                  f"(after {prev!r})")
         self.last_id[kind] = rid
-        key = _h64(rid)
-        heads = self.heads[kind]
-        if key in heads:
-            self.twice.setdefault(kind, set()).add(key)
-        heads[key] = _pack(line.audit_seq, line.audit_hash, line.state) if kind in _CHAINED else 0
+        if kind in _CHAINED:
+            self.heads[kind].add(_h64(rid), line.audit_seq, _h64(line.audit_hash),
+                                 _h64(line.state))
+        else:
+            self.heads[kind].add(_h64(rid), 0, 0, 0)
         for (field, parent, pfield), value in zip(_PARENTS[kind], line.refs, strict=True):
             if value is not None and _h64(value) not in self.heads[parent]:
                 self.problems.append(f"{where}: {kind} {rid}: {field} {value!r} has no {parent} "
@@ -614,11 +675,11 @@ class _Checker:
         key = _h64(rid)
         # a chain split in two is named by the (entity_id, seq) order check; its second part
         # then also reads as events without a record (its head was taken by the first)
-        packed = self.heads.get(kind, {}).pop(key, None) if kind in _CHAINED else None
+        taken = self.heads[kind].take(key) if kind in _CHAINED else None
         head = None
         unsure = False
-        if packed is not None:
-            seq, audit_hash, state = _unpack(packed)
+        if taken is not None:
+            seq, audit_hash, state = taken
             last = events[-1]
             # the record's state was hashed from its line; a line not in the export shape may
             # hash otherwise than the model: such a record is read again at the end to confirm
@@ -653,16 +714,15 @@ class _Checker:
         for spec in ENTITIES:
             if spec.entity_type not in _CHAINED:
                 continue
-            left = self.heads[spec.entity_type]
+            left = self.heads[spec.entity_type].left()
             if not left:
                 continue
-            for _, rid, _ in self._lines_of(spec, set(left)):
-                seq, _, _ = _unpack(left[_h64(rid)])
+            for _, rid, _ in self._lines_of(spec, left):
+                seq = left[_h64(rid)]
                 problem = (f"{spec.entity_type} {rid}: the record has no audit event" if not seq
                            else f"{spec.entity_type} {rid}: the record's chain head is event "
                            f"#{seq} but the log has 0 events: the chain was truncated or extended")
                 self.problems.append(f"audit_events.jsonl: {problem}")
-            left.clear()
 
     # -- binaries ---------------------------------------------------------------------------
     def check_blobs(self, blobs: Any) -> None:
@@ -706,14 +766,6 @@ def _sha_of_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _pack(seq: int, audit_hash: str, state: str) -> int:
-    return (seq << 128) | (_h64(audit_hash) << 64) | _h64(state)
-
-
-def _unpack(packed: int) -> tuple[int, int, int]:
-    return packed >> 128, (packed >> 64) & 0xFFFF_FFFF_FFFF_FFFF, packed & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def _bounded_lines(f: Any, digest: Any) -> Iterator[bytes]:
@@ -766,14 +818,8 @@ def in_one_pass(store: Store, replace: bool = False) -> bool:
 
 def _bulk_mode(store: Store) -> str | None:
     """The ``check_batch`` mode whose rows ``store.bulk_insert`` takes, if it has one."""
-    from runtime.store.postgres import PostgresStore
-    from runtime.store.sqlite import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        return "sqlite"
-    if isinstance(store, PostgresStore):
-        return "postgres"
-    return None
+    mode = getattr(store, "bulk_rows", None)
+    return mode if isinstance(mode, str) and hasattr(store, "bulk_insert") else None
 
 
 def import_export(store: Store, directory: Path, progress: Progress | None = None, *,

@@ -303,7 +303,7 @@ def _summary(record: Record, doc: dict[str, Any]) -> RecordLine | EventLine:
     seq = getattr(record, "audit_seq", 0)
     return RecordLine(record.id, seq,  # type: ignore[attr-defined]
                       getattr(record, "audit_hash", None) or "",
-                      state_hash_of_doc(doc) if seq else "",
+                      state_hash_of_doc(doc, consume=True) if seq else "",
                       tuple(getattr(record, f) for f in REFS[record.record_kind]),  # type: ignore[attr-defined]
                       extra)
 

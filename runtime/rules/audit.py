@@ -41,11 +41,17 @@ def state_hash(record: Record) -> str:
     return digest(visible_state(record))
 
 
-def state_hash_of_doc(doc: dict[str, Any]) -> str:
+def state_hash_of_doc(doc: dict[str, Any], *, consume: bool = False) -> str:
     """:func:`state_hash` of the record whose export line parsed to ``doc``, if that line is
     in the export shape (the model's own serialisation, as every export writes it); a caller
-    that cannot be sure confirms a mismatch with :func:`state_hash` of the record."""
-    return digest({k: v for k, v in doc.items() if k not in STATE_EXCLUDE})
+    that cannot be sure confirms a mismatch with :func:`state_hash` of the record.
+    ``consume``: the caller has no further use for ``doc``; its bookkeeping fields are removed
+    from it in place (cheaper than copying the rest)."""
+    if not consume:
+        return digest({k: v for k, v in doc.items() if k not in STATE_EXCLUDE})
+    for name in STATE_EXCLUDE:
+        doc.pop(name, None)
+    return digest(doc)
 
 
 HASHED = ("event_id", "seq", "actor", "entity_type", "entity_id", "action", "before", "after",

@@ -166,6 +166,8 @@ class PostgresStore:
     """See the module docstring. Safe to share between the threads of one process."""
 
     max_items: int | None = None
+    bulk_rows = "postgres"
+    """The rows :meth:`bulk_insert` takes: ``runtime.export_lines.check_batch`` mode 'postgres'."""
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0, migrate: bool = False,
                  pool_wait: float = POOL_WAIT_S, check_after: float = CHECK_AFTER_S) -> None:

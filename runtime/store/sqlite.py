@@ -139,6 +139,8 @@ class SqliteStore:
     """See the module docstring. Safe to share between the threads of one process."""
 
     max_items: int | None = None
+    bulk_rows = "sqlite"
+    """The rows :meth:`bulk_insert` takes: ``runtime.export_lines.check_batch`` mode 'sqlite'."""
 
     def __init__(self, url: str, *, synchronous: str | None = None) -> None:
         self.url = url
@@ -402,24 +404,11 @@ class SqliteStore:
         anything fails or the process dies, none.
         Per batch the version-conditional updates first (a lost race names the record), then
         the inserts."""
-        with self._lock, self._driver():
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for changes in batches:
-                    for rec, expected in changes.updates:
-                        self._update(rec, expected, changes)
-                    self._insert_all([*changes.creates, *changes.events], changes)
-                db.execute("COMMIT")
-            except _Clash as clash:
-                db.execute("ROLLBACK")
-                # after the rollback only what existed before is visible: name the record
-                raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
-                                    "it exists already") from clash.__cause__
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._immediate():
+            for changes in batches:
+                for rec, expected in changes.updates:
+                    self._update(rec, expected, changes)
+                self._insert_all([*changes.creates, *changes.events], changes)
 
     @contextmanager
     def bulk_insert(self) -> Iterator[Callable[[Sequence[Row]], None]]:
@@ -429,14 +418,23 @@ class SqliteStore:
 
         :raises ConflictError: an ID is there already (or twice), named.
         """
+        with self._immediate():
+            yield self._insert_rows
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction around the body: committed when it returns,
+        rolled back when it raises; an insert that hit an ID stored already (or given twice)
+        is a :class:`ConflictError` naming it."""
         with self._lock, self._driver():
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._insert_rows
+                yield
                 db.execute("COMMIT")
             except _Clash as clash:
                 db.execute("ROLLBACK")
+                # after the rollback only what existed before is visible: name the record
                 raise ConflictError(self._clashing(clash.table, clash.key, clash.ids),
                                     "it exists already") from clash.__cause__
             except BaseException:
@@ -458,22 +456,13 @@ class SqliteStore:
 
     def _insert_all(self, records: list[Record], changes: Changes) -> None:
         """Insert records, one executemany per table and column set."""
-        groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
-        ids: dict[str, list[str]] = {}
+        rows: list[Row] = []
         for rec in records:
             table, key = TABLES[kind_of(rec)]
             cols = {key: record_id(rec), **columns_of(rec), "version": getattr(rec, "version", 1),
                     "doc": changes.doc(rec)}
-            groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
-            ids.setdefault(table, []).append(record_id(rec))
-        for (table, names), rows in groups.items():
-            marks = ", ".join("?" * len(names))
-            try:
-                self._db.executemany(
-                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows
-                )
-            except sqlite3.IntegrityError as e:
-                raise _Clash(table, names[0], ids[table]) from e
+            rows.append((table, tuple(cols), tuple(cols.values())))
+        self._insert_rows(rows)
 
     def _clashing(self, table: str, key: str, candidates: list[str]) -> str:
         """Which of ``candidates`` made an insert fail (a duplicate, or one stored already)."""

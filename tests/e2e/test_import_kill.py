@@ -76,8 +76,7 @@ def pausing(real):
         return result
     return write
 
-lite.SqliteStore._insert_all = pausing(lite.SqliteStore._insert_all)  # a batch of records
-lite.SqliteStore._insert_rows = pausing(lite.SqliteStore._insert_rows)  # of rows (one pass)
+lite.SqliteStore._insert_rows = pausing(lite.SqliteStore._insert_rows)  # either way
 if any(a.startswith("dynamodb://") for a in argv):
     import runtime.store.dynamodb as dynamo
     dynamo.DynamoStore.commit = pausing(dynamo.DynamoStore.commit)
