@@ -94,16 +94,17 @@ class _Worker:
         return found
 
     def close(self) -> None:
-        with suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
+        """Close both pipes (a worker blocked writing results nobody will read then ends too)
+        and reap it; one that does not end is killed."""
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 class _Lines:
@@ -150,7 +151,7 @@ class _Lines:
         if worker is not None and self.pool:
             try:
                 return worker.receive()
-            except (OSError, EOFError, pickle.UnpicklingError):
+            except Exception:  # noqa: BLE001  whatever a broken stream gives: EOF, a torn frame
                 self._stop()
         return check_batch(*args)
 

@@ -316,18 +316,25 @@ def _reason(e: Exception) -> str:
 
 def _serve() -> None:
     """A worker of ``runtime.export._Lines``: ``check_batch`` per pickled batch on stdin, its
-    results pickled to stdout, until stdin closes."""
+    results pickled to stdout, until stdin closes. Ctrl-C at the terminal reaches the whole
+    process group: a worker ignores it and ends when the process it works for closes its
+    pipes (or dies), quietly."""
     import pickle
+    import signal
     import sys
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        try:
-            args = pickle.load(source)
-        except EOFError:
-            return
-        pickle.dump(check_batch(*args), sink, protocol=pickle.HIGHEST_PROTOCOL)
-        sink.flush()
+    try:
+        while True:
+            try:
+                args = pickle.load(source)
+            except EOFError:
+                return
+            pickle.dump(check_batch(*args), sink, protocol=pickle.HIGHEST_PROTOCOL)
+            sink.flush()
+    except BrokenPipeError:  # the reader is gone: nobody wants the results
+        return
 
 
 if __name__ == "__main__":  # by its own name, so that what it pickles names this module

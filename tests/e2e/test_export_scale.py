@@ -473,6 +473,56 @@ def test_a_killed_validation_leaves_no_worker_process_behind(cli, tmp_path: Path
         _wait_gone(pid)
 
 
+INTERRUPTED_VALIDATION = r"""
+import sys, time
+from pathlib import Path
+import runtime.export as export
+from runtime.cli import main
+marker, argv = Path(sys.argv[1]), sys.argv[2:]
+export.BATCH_LINES, export.PARALLEL_FROM = 2, 0  # workers from the first lines on
+real_take, taken = export._Checker.take, []
+
+def take(self, *args):
+    taken.append(1)
+    if len(taken) == 6:  # the workers hold batches now
+        pool = [w for w in __import__("gc").get_objects() if isinstance(w, export._Worker)]
+        marker.write_text(" ".join(str(w.proc.pid) for w in pool))
+        time.sleep(600)  # interrupted here by the test
+    return real_take(self, *args)
+
+export._Checker.take = take
+sys.exit(main(argv))
+"""
+
+
+def test_ctrl_c_during_a_validation_ends_it_and_its_workers_without_a_traceback(
+        cli, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the command says it was interrupted (exit
+    130), the workers end quietly with it."""
+    url = _store_with_reminders(cli, tmp_path, 2)
+    out = tmp_path / "out"
+    assert cli("export", "--out", str(out)).code == 0
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_VALIDATION, str(marker),
+                             "--store", url, "export", "validate", str(out)], cwd=tmp_path,
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        while not marker.exists() or not marker.read_text():  # a condition, not a clock
+            assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "error: interrupted" in err, err
+    pids = [int(p) for p in marker.read_text().split()]
+    assert len(pids) == 2
+    for pid in pids:
+        _wait_gone(pid)
+
+
 def _wait_gone(pid: int) -> None:
     """Until ``pid`` has exited (a zombie not yet reaped counts as gone); polls a condition."""
     import time
