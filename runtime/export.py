@@ -473,7 +473,6 @@ class _Heads:
         self.sorted = array("Q")
         self.place = array("Q")  # the file position of each sorted digest
         self.used = bytearray()  # per file position: its chain has been checked
-        self.sealed = False
 
     def add(self, key: int, seq: int, audit: int, state: int) -> None:
         self.keys.append(key)
@@ -491,7 +490,6 @@ class _Heads:
             self.place.extend(p & 0xFFFF_FFFF for p in packed)
         self.keys = array("Q")
         self.used = bytearray(len(self.sorted))
-        self.sealed = True
         s = self.sorted
         return {s[i] for i in range(1, len(s)) if s[i] == s[i - 1]}
 
