@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -447,7 +448,9 @@ class Paused:
     def update(self, k=1):
         self.n += k
         if self.n == 6:  # the workers hold batches now
-            marker.write_text(" ".join(str(w.proc.pid) for w in pipeline.pool))
+            ready = marker.with_suffix(".tmp")  # written whole, then renamed: never half read
+            ready.write_text(" ".join(str(w.proc.pid) for w in pipeline.pool))
+            ready.rename(marker)
             time.sleep(600)  # SIGKILLed here by the test
 
 real = export._Lines.__enter__
@@ -486,7 +489,9 @@ def take(self, *args):
     taken.append(1)
     if len(taken) == 6:  # the workers hold batches now
         pool = [w for w in __import__("gc").get_objects() if isinstance(w, export._Worker)]
-        marker.write_text(" ".join(str(w.proc.pid) for w in pool))
+        ready = marker.with_suffix(".tmp")  # written whole, then renamed: never half read
+        ready.write_text(" ".join(str(w.proc.pid) for w in pool))
+        ready.rename(marker)
         time.sleep(600)  # interrupted here by the test
     return real_take(self, *args)
 
@@ -508,8 +513,9 @@ def test_ctrl_c_during_a_validation_ends_it_and_its_workers_without_a_traceback(
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        while not marker.exists() or not marker.read_text():  # a condition, not a clock
+        while not marker.exists():  # polling for a condition, not waiting for time
             assert proc.poll() is None, proc.communicate()
+            time.sleep(0.005)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
