@@ -3,8 +3,9 @@ against its model and hash it (``check_batch``). Pure and picklable, so that bat
 run in worker processes beside the reader; ``runtime.export`` keeps what spans lines (ID order,
 relationships, chains) in one place.
 
-Imported by the workers on their own (``spawn``): only the model, the audit rules and the
-limits, nothing that opens a store.
+Run by each worker as ``python -m runtime.export_lines`` (see ``runtime.export._Worker``): it
+imports only the model, the audit rules, the limits and the stores' column maps, nothing that
+opens a store.
 """
 
 from __future__ import annotations
