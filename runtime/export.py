@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import re
@@ -60,6 +61,7 @@ FORMAT_VERSION = 4
 tokens, digests or recipients."""
 READS = frozenset({2, 3, FORMAT_VERSION})
 IMPORT_BATCH = 500
+log = logging.getLogger("dataops.export")
 __all__ = ["BY_TYPE", "ENTITIES", "POLYMORPHIC", "RELATIONSHIPS", "STORE_KEYS", "EntitySpec",
            "export_store", "import_export", "load_export", "loads_bounded", "parse_line"]
 
@@ -80,8 +82,21 @@ class _Worker:
         root = str(Path(__file__).resolve().parent.parent)  # the runtime this process runs
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        # what it says if it fails (see failure); closed with the worker, in close
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "runtime.export_lines"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.errors, env=env)
+
+    def failure(self) -> str:
+        """The last line the worker wrote to its stderr (its error), or how it ended."""
+        with suppress(OSError, ValueError):
+            self.errors.seek(0)
+            lines = self.errors.read().decode("utf-8", "replace").strip().splitlines()
+            if lines:
+                return lines[-1][:300]
+        code = self.proc.poll()
+        return f"it ended with exit status {code}" if code is not None else "its answer broke off"
 
     def send(self, args: tuple[Any, ...]) -> None:
         assert self.proc.stdin is not None
@@ -105,6 +120,7 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.errors.close()
 
 
 class _Lines:
@@ -128,7 +144,10 @@ class _Lines:
     def __exit__(self, *exc: object) -> None:
         self._stop()
 
-    def _stop(self) -> None:
+    def _stop(self, failed: _Worker | None = None) -> None:
+        if failed is not None:  # one line, as a fault an operator meets: the run goes on
+            log.warning("export: a worker process checking lines failed (%s); the rest is "
+                        "checked in this process", failed.failure())
         for worker in self.pool:
             worker.close()
         self.pool, self.workers = [], 0
@@ -141,10 +160,16 @@ class _Lines:
                 self.pool = [_Worker() for _ in range(self.workers)]
             worker = self.pool[self.turn % len(self.pool)]
             self.turn += 1
+        except OSError as e:  # no interpreter to start: check here
+            log.warning("export: cannot start a worker process (%s); checking lines in this "
+                        "process", e)
+            self._stop()
+            return None
+        try:
             worker.send(args)
             return worker
         except (OSError, pickle.PickleError):
-            self._stop()
+            self._stop(worker)
             return None
 
     def _result(self, args: tuple[Any, ...], worker: _Worker | None) -> list[Result]:
@@ -152,7 +177,7 @@ class _Lines:
             try:
                 return worker.receive()
             except Exception:  # noqa: BLE001  whatever a broken stream gives: EOF, a torn frame
-                self._stop()
+                self._stop(worker)
         return check_batch(*args)
 
     def results(self, spec: EntitySpec, file: str, items: Iterable[tuple[Any, bytes]],

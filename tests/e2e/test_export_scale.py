@@ -408,9 +408,11 @@ def test_export_and_validation_in_worker_processes_match_those_done_in_one(
 
 
 def test_a_worker_that_dies_mid_run_costs_nothing(
-        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """A worker killed while it holds a batch: the run goes on in this process, and the
-    result is what it would have been; no worker process is left behind."""
+    result is what it would have been; one warning line says so; no worker process is left
+    behind."""
     url = _store_with_reminders(cli, tmp_path, 2)
     store = open_store(url)
     export_store(store, tmp_path / "ref", T0, workers=0)
@@ -426,14 +428,39 @@ def test_a_worker_that_dies_mid_run_costs_nothing(
         return real_receive(self)
 
     monkeypatch.setattr(export._Worker, "receive", dying)
-    export_store(store, tmp_path / "out", T0, workers=2)
+    with caplog.at_level("WARNING", logger="dataops.export"):
+        export_store(store, tmp_path / "out", T0, workers=2)
     store.close()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "a worker process checking lines failed (it ended with exit status -9)" in warning
     assert len(started) >= 3
     assert all(w.proc.poll() is not None for w in started)
     ref, out = _files(tmp_path / "ref"), _files(tmp_path / "out")
     assert {k: v for k, v in out.items() if k != "manifest.json"} == {
         k: v for k, v in ref.items() if k != "manifest.json"}
     assert load_export(tmp_path / "out", workers=2) == load_export(tmp_path / "ref")
+
+
+def test_a_worker_that_cannot_start_is_one_warning_line_and_the_run_goes_on(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A broken install (the interpreter the workers are started with cannot import the
+    runtime): the validation gives its result all the same, and one warning line names what
+    the worker said."""
+    _store_with_reminders(cli, tmp_path, 2)
+    out = tmp_path / "out"
+    assert cli("export", "--out", str(out)).code == 0
+    expected = load_export(out, workers=0)
+    broken = tmp_path / "broken-python"
+    broken.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'runtime'\" >&2\n"
+                      "exit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    monkeypatch.setattr(export, "BATCH_LINES", 4)
+    with caplog.at_level("WARNING", logger="dataops.export"):
+        assert load_export(out, workers=2) == expected
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "failed (ModuleNotFoundError: No module named 'runtime')" in warning, warning
 
 
 PAUSED_VALIDATION = r"""
