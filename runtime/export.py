@@ -187,14 +187,19 @@ class _Lines:
         they are gone through here, so the workers and this process overlap."""
         pending: deque[tuple[tuple[Any, ...], list[Any], _Worker | None]] = deque()
         n = 1
-
-        def done() -> Iterator[tuple[int, Any, Result]]:
-            args, tags, worker = pending.popleft()
-            yield from zip(range(args[2], args[2] + len(tags)), tags,
-                           self._result(args, worker), strict=True)
-
         tags: list[Any] = []
         lines: list[bytes] = []
+
+        def submit() -> None:
+            args = (spec.entity_type, file, n, lines, mode)
+            pending.append((args, tags, self._submit(args)))
+
+        def oldest() -> Iterator[tuple[int, Any, Result]]:
+            """The oldest batch's results (taken now), numbered."""
+            args, batch_tags, worker = pending.popleft()
+            return zip(range(args[2], args[2] + len(batch_tags)), batch_tags,
+                       self._result(args, worker), strict=True)
+
         for tag, raw in items:
             tags.append(tag)
             lines.append(raw)
@@ -204,24 +209,19 @@ class _Lines:
             if self.auto and self.seen > PARALLEL_FROM:
                 self.workers, self.auto = min(4, len(os.sched_getaffinity(0))), False
             if len(pending) >= max(1, self.workers):  # a worker per batch in flight
-                first = pending.popleft()
-                results = self._result(first[0], first[2])
-                args = (spec.entity_type, file, n, lines, mode)
-                pending.append((args, tags, self._submit(args)))
-                yield from zip(range(first[0][2], first[0][2] + len(first[1])), first[1],
-                               results, strict=True)
+                ready = oldest()  # its results in, that worker gets the next batch
+                submit()
+                yield from ready
             else:
-                args = (spec.entity_type, file, n, lines, mode)
-                pending.append((args, tags, self._submit(args)))
+                submit()
             n += len(tags)
             tags, lines = [], []
             while pending and pending[0][2] is None:
-                yield from done()
+                yield from oldest()
         if lines:
-            args = (spec.entity_type, file, n, lines, mode)
-            pending.append((args, tags, self._submit(args)))
+            submit()
         while pending:
-            yield from done()
+            yield from oldest()
 
 
 def export_store(store: Store, out: Path, now: datetime, *, artifacts: ArtifactStore | None = None,

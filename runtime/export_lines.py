@@ -32,7 +32,7 @@ from runtime.model import (
     Task,
 )
 from runtime.rules.audit import event_hash, event_hash_of_doc, state_hash_of_doc
-from runtime.store.base import TABLES, Row
+from runtime.store.base import Row, reason_of, row_of
 
 STORE_KEYS = frozenset({"PK", "SK", "pk", "sk", "rowid", "pos", "GSI1PK", "GSI1SK"})
 
@@ -253,7 +253,7 @@ def check_batch(entity_type: str, file: str, first: int, lines: list[bytes],
                 doc = orjson.loads(raw)
                 record: Record | None = spec.model.model_validate(doc)
             except (orjson.JSONDecodeError, ValidationError, ValueError, TypeError) as e:
-                out.append((None, (), None, _reason(e)))
+                out.append((None, (), None, reason_of(e)))
                 continue
         else:
             record, doc = parse_line(spec, f"{file}:{n}", raw, problems)
@@ -264,10 +264,7 @@ def check_batch(entity_type: str, file: str, first: int, lines: list[bytes],
         if mode == "export":
             made = record.model_dump_json().encode()
         elif columns is not None:
-            table, key = TABLES[entity_type]
-            row = {key: record.id, **columns(record),  # type: ignore[attr-defined]
-                   "version": getattr(record, "version", 1), "doc": raw.decode()}
-            made = (table, tuple(row), tuple(row.values()))
+            made = row_of(record, columns(record), raw.decode())
         out.append((_summary(record, doc), tuple(problems), made, None))
     return out
 
@@ -307,12 +304,6 @@ def _summary(record: Record, doc: dict[str, Any]) -> RecordLine | EventLine:
                       state_hash_of_doc(doc, consume=True) if seq else "",
                       tuple(getattr(record, f) for f in REFS[record.record_kind]),  # type: ignore[attr-defined]
                       extra)
-
-
-def _reason(e: Exception) -> str:
-    from runtime.store.base import reason_of
-
-    return reason_of(e)
 
 
 def _serve() -> None:

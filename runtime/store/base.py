@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +30,18 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from pydantic import ValidationError
 
 from runtime.errors import InputError
-from runtime.model import AssistantJob, AuditEvent, Bundle, Digest, Record, Reminder, Seal, Task
+from runtime.model import (
+    AssistantJob,
+    AuditEvent,
+    Bundle,
+    Digest,
+    Record,
+    Reminder,
+    Seal,
+    Task,
+    kind_of,
+    record_id,
+)
 
 R = TypeVar("R", bound=Record)
 
@@ -130,7 +141,22 @@ TABLES: dict[str, tuple[str, str]] = {
 """Per record kind, the table (SQL adapters) and the ID field."""
 
 Row = tuple[str, tuple[str, ...], tuple[object, ...]]
-"""A record as a SQL store's row, for a bulk import: (table, column names, values)."""
+"""A record as a SQL store's row: (table, column names, values)."""
+
+
+def row_of(rec: Record, columns: dict[str, object], doc: str) -> Row:
+    """``rec`` as its table's row: its ID, its indexed ``columns``, its version and ``doc``."""
+    table, key = TABLES[kind_of(rec)]
+    cols = {key: record_id(rec), **columns, "version": getattr(rec, "version", 1), "doc": doc}
+    return table, tuple(cols), tuple(cols.values())
+
+
+def by_table(rows: Iterable[Row]) -> dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]]:
+    """``rows`` grouped by table and column names: one ``executemany`` each."""
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
+    for table, names, values in rows:
+        groups.setdefault((table, names), []).append(values)
+    return groups
 
 TRANSIENT_KINDS = frozenset({"idempotency_key"})
 """Request state, not records of work: not exported, not counted by ``is_empty``."""

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
 
@@ -60,6 +61,7 @@ from runtime.store.base import (
     Page,
     R,
     Row,
+    by_table,
     check_filters,
     check_size,
     decode,
@@ -70,6 +72,7 @@ from runtime.store.base import (
     encode_cursor,
     get_or_raise,
     micros,
+    row_of,
 )
 from runtime.store.postgres_schema import (
     INSTANT_COLUMNS,
@@ -550,20 +553,14 @@ class PostgresStore:
         with conn.cursor() as cur:
             for rec, expected in changes.updates:  # first: a lost race names the record
                 self._update(cur, rec, expected, changes)
-            groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
-            for rec in [*changes.creates, *changes.events]:
-                table, key = TABLES[kind_of(rec)]
-                cols = {key: record_id(rec), **columns_of(rec),
-                        "version": getattr(rec, "version", 1), "doc": changes.doc(rec)}
-                groups.setdefault((table, tuple(cols)), []).append(tuple(cols.values()))
-            self._insert_groups(cur, groups)
+            self._insert_rows(cur, [row_of(rec, columns_of(rec), changes.doc(rec))
+                                    for rec in [*changes.creates, *changes.events]])
 
-    def _insert_groups(self, cur: Any,
-                       groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]]) -> None:
-        for (table, names), rows in groups.items():
+    def _insert_rows(self, cur: Any, rows: Sequence[Row]) -> None:
+        for (table, names), rows_of in by_table(rows).items():
             marks = ", ".join("%s::jsonb" if n == "doc" else "%s" for n in names)
             cur.executemany(f"INSERT INTO {self._t(table)} ({', '.join(names)}) "
-                            f"VALUES ({marks})", rows)
+                            f"VALUES ({marks})", rows_of)
 
     @contextmanager
     def bulk_insert(self) -> Iterator[Callable[[Sequence[Row]], None]]:
@@ -577,12 +574,7 @@ class PostgresStore:
         with self._driver():
             try:
                 with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    def insert(rows: Sequence[Row]) -> None:
-                        groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
-                        for table, names, values in rows:
-                            groups.setdefault((table, names), []).append(values)
-                        self._insert_groups(cur, groups)
-                    yield insert
+                    yield partial(self._insert_rows, cur)
             except errors.UniqueViolation as e:
                 raise ConflictError(_detail(e), "it exists already") from e
             except errors.ForeignKeyViolation as e:

@@ -44,6 +44,7 @@ from runtime.store.base import (
     Page,
     R,
     Row,
+    by_table,
     check_filters,
     check_size,
     decode,
@@ -54,6 +55,7 @@ from runtime.store.base import (
     encode_cursor,
     get_or_raise,
     micros,
+    row_of,
 )
 from runtime.store.sqlite_schema import (
     ERRORS,
@@ -443,10 +445,7 @@ class SqliteStore:
                 raise
 
     def _insert_rows(self, rows: Sequence[Row]) -> None:
-        groups: dict[tuple[str, tuple[str, ...]], list[tuple[object, ...]]] = {}
-        for table, names, values in rows:
-            groups.setdefault((table, names), []).append(values)
-        for (table, names), values_of in groups.items():
+        for (table, names), values_of in by_table(rows).items():
             marks = ", ".join("?" * len(names))
             try:
                 self._db.executemany(
@@ -456,13 +455,7 @@ class SqliteStore:
 
     def _insert_all(self, records: list[Record], changes: Changes) -> None:
         """Insert records, one executemany per table and column set."""
-        rows: list[Row] = []
-        for rec in records:
-            table, key = TABLES[kind_of(rec)]
-            cols = {key: record_id(rec), **columns_of(rec), "version": getattr(rec, "version", 1),
-                    "doc": changes.doc(rec)}
-            rows.append((table, tuple(cols), tuple(cols.values())))
-        self._insert_rows(rows)
+        self._insert_rows([row_of(rec, columns_of(rec), changes.doc(rec)) for rec in records])
 
     def _clashing(self, table: str, key: str, candidates: list[str]) -> str:
         """Which of ``candidates`` made an insert fail (a duplicate, or one stored already)."""

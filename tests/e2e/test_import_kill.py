@@ -80,7 +80,7 @@ lite.SqliteStore._insert_rows = pausing(lite.SqliteStore._insert_rows)  # either
 if any(a.startswith("dynamodb://") for a in argv):
     import runtime.store.dynamodb as dynamo
     dynamo.DynamoStore.commit = pausing(dynamo.DynamoStore.commit)
-pg.PostgresStore._insert_groups = pausing(pg.PostgresStore._insert_groups)  # either way
+pg.PostgresStore._insert_rows = pausing(pg.PostgresStore._insert_rows)  # either way
 sys.exit(main(argv))
 """
 
