@@ -41,6 +41,7 @@ from runtime.export_lines import (
     RecordLine,
     Result,
     check_batch,
+    from_wire,
     json_object,
     loads_bounded,
     parse_line,
@@ -103,10 +104,9 @@ class _Worker:
         pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.proc.stdin.flush()
 
-    def receive(self) -> list[Result]:
+    def receive(self, entity_type: str) -> list[Result]:
         assert self.proc.stdout is not None
-        found: list[Result] = pickle.load(self.proc.stdout)
-        return found
+        return from_wire(entity_type, pickle.load(self.proc.stdout))
 
     def close(self) -> None:
         """Close both pipes (a worker blocked writing results nobody will read then ends too)
@@ -175,7 +175,7 @@ class _Lines:
     def _result(self, args: tuple[Any, ...], worker: _Worker | None) -> list[Result]:
         if worker is not None and self.pool:
             try:
-                return worker.receive()
+                return worker.receive(args[0])
             except Exception:  # noqa: BLE001  whatever a broken stream gives: EOF, a torn frame
                 self._stop(worker)
         return check_batch(*args)

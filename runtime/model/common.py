@@ -115,8 +115,8 @@ class Definition(BaseModel):
 class Record(BaseModel):
     """Base of the store's records (the export shape). Records are immutable: change by copy."""
 
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True,
+    model_config = ConfigDict(  # snake_case only: no camelCase aliases (a store key or a
+        extra="forbid", frozen=True,  # camelCase field in an export line is an extra field)
         defer_build=True,  # built on first use: `dataops --help` and lists stay fast
     )
 

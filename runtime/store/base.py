@@ -41,6 +41,7 @@ from runtime.model import (
     Task,
     kind_of,
     record_id,
+    record_version,
 )
 
 R = TypeVar("R", bound=Record)
@@ -147,7 +148,7 @@ Row = tuple[str, tuple[str, ...], tuple[object, ...]]
 def row_of(rec: Record, columns: dict[str, object], doc: str) -> Row:
     """``rec`` as its table's row: its ID, its indexed ``columns``, its version and ``doc``."""
     table, key = TABLES[kind_of(rec)]
-    cols = {key: record_id(rec), **columns, "version": getattr(rec, "version", 1), "doc": doc}
+    cols = {key: record_id(rec), **columns, "version": record_version(rec), "doc": doc}
     return table, tuple(cols), tuple(cols.values())
 
 

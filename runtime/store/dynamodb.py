@@ -70,6 +70,7 @@ from runtime.model import (
     Task,
     kind_of,
     record_id,
+    record_version,
 )
 from runtime.store.base import (
     TRANSIENT_KINDS,
@@ -321,7 +322,7 @@ class DynamoStore:
         attributes, and its index keys."""
         kind, rid = kind_of(rec), record_id(rec)
         item: dict[str, Any] = {**_record_key(kind, rid), KINDS_ATTR: _s(kind), "id": _s(rid),
-                                "version": _n(getattr(rec, "version", 1)), "doc": _s(doc)}
+                                "version": _n(record_version(rec)), "doc": _s(doc)}
         for col, value in columns_of(rec).items():
             if value is None:
                 continue

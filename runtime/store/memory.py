@@ -29,6 +29,7 @@ from runtime.model import (
     Task,
     kind_of,
     record_id,
+    record_version,
 )
 from runtime.store.base import (
     TRANSIENT_KINDS,
@@ -271,7 +272,7 @@ class MemoryStore:
 
 
 def _version(rec: Record) -> int:
-    return getattr(rec, "version", 1)
+    return record_version(rec)
 
 
 def _matches(rec: Any, where: dict[str, str]) -> bool:

@@ -54,6 +54,7 @@ from runtime.model import (
     Task,
     kind_of,
     record_id,
+    record_version,
 )
 from runtime.store.base import (
     TRANSIENT_KINDS,
@@ -583,7 +584,7 @@ class PostgresStore:
 
     def _update(self, cur: Any, rec: Record, expected: int, changes: Changes) -> None:
         table, key = TABLES[kind_of(rec)]
-        cols = {**columns_of(rec), "version": getattr(rec, "version", 1), "doc": changes.doc(rec)}
+        cols = {**columns_of(rec), "version": record_version(rec), "doc": changes.doc(rec)}
         sets = ", ".join(f"{c} = %s::jsonb" if c == "doc" else f"{c} = %s" for c in cols)
         cur.execute(f"UPDATE {self._t(table)} SET {sets} WHERE {key} = %s AND version = %s",
                     (*cols.values(), record_id(rec), expected))

@@ -37,6 +37,7 @@ from runtime.model import (
     Task,
     kind_of,
     record_id,
+    record_version,
 )
 from runtime.store.base import (
     TRANSIENT_KINDS,
@@ -472,7 +473,7 @@ class SqliteStore:
 
     def _update(self, rec: Record, expected: int, changes: Changes) -> None:
         table, key = TABLES[kind_of(rec)]
-        cols = {**columns_of(rec), "version": getattr(rec, "version", 1), "doc": changes.doc(rec)}
+        cols = {**columns_of(rec), "version": record_version(rec), "doc": changes.doc(rec)}
         sets = ", ".join(f"{c} = ?" for c in cols)
         cur = self._db.execute(
             f"UPDATE {table} SET {sets} WHERE {key} = ? AND version = ?",

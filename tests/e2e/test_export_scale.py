@@ -420,12 +420,12 @@ def test_a_worker_that_dies_mid_run_costs_nothing(
     real_receive = export._Worker.receive
     started: list[export._Worker] = []
 
-    def dying(self: export._Worker) -> Any:
+    def dying(self: export._Worker, entity_type: str) -> Any:
         started.append(self)
         if len(started) == 3:
             self.proc.kill()
             self.proc.wait()
-        return real_receive(self)
+        return real_receive(self, entity_type)
 
     monkeypatch.setattr(export._Worker, "receive", dying)
     with caplog.at_level("WARNING", logger="dataops.export"):
