@@ -70,6 +70,8 @@ PARALLEL_FROM = 20_000
 """Lines after which export and validation check the rest in worker processes, one per core
 (for fewer, starting the workers costs more than they save)."""
 BATCH_LINES = 1000
+READ_BYTES = 1 << 20
+"""How much of an export file the validator reads at a time."""
 
 
 class _Worker:
@@ -182,46 +184,55 @@ class _Lines:
 
     def results(self, spec: EntitySpec, file: str, items: Iterable[tuple[Any, bytes]],
                 mode: str = "validate") -> Iterator[tuple[int, Any, Result]]:
-        """``(line number, tag, result)`` per ``(tag, line)`` of ``items``, in order. Each
+        """``(line number, tag, result)`` per ``(tag, line)`` of ``items``, in order."""
+        def batches() -> Iterator[tuple[list[Any], list[bytes]]]:
+            tags: list[Any] = []
+            lines: list[bytes] = []
+            for tag, raw in items:
+                tags.append(tag)
+                lines.append(raw)
+                if len(lines) >= BATCH_LINES:
+                    yield tags, lines
+                    tags, lines = [], []
+            if lines:
+                yield tags, lines
+
+        for n, tags, found in self._run(spec, file, batches(), mode):
+            yield from zip(range(n, n + len(found)), tags, found, strict=True)
+
+    def lines(self, spec: EntitySpec, file: str, batches: Iterable[list[bytes]],
+              mode: str = "validate") -> Iterator[tuple[int, Result]]:
+        """``(line number, result)`` per line of ``batches`` (see :func:`_line_batches`)."""
+        for n, _, found in self._run(spec, file, ((None, b) for b in batches), mode):
+            yield from enumerate(found, n)
+
+    def _run(self, spec: EntitySpec, file: str, batches: Iterable[tuple[Any, list[bytes]]],
+             mode: str) -> Iterator[tuple[int, Any, list[Result]]]:
+        """``(first line number, tags, results)`` per ``(tags, lines)`` batch, in order. Each
         worker holds one batch: the next is sent to it as soon as its results are in, before
         they are gone through here, so the workers and this process overlap."""
-        pending: deque[tuple[tuple[Any, ...], list[Any], _Worker | None]] = deque()
+        pending: deque[tuple[tuple[Any, ...], Any, _Worker | None]] = deque()
         n = 1
-        tags: list[Any] = []
-        lines: list[bytes] = []
 
-        def submit() -> None:
-            args = (spec.entity_type, file, n, lines, mode)
-            pending.append((args, tags, self._submit(args)))
+        def oldest() -> tuple[int, Any, list[Result]]:
+            """The oldest batch's results (taken now)."""
+            args, tags, worker = pending.popleft()
+            return args[2], tags, self._result(args, worker)
 
-        def oldest() -> Iterator[tuple[int, Any, Result]]:
-            """The oldest batch's results (taken now), numbered."""
-            args, batch_tags, worker = pending.popleft()
-            return zip(range(args[2], args[2] + len(batch_tags)), batch_tags,
-                       self._result(args, worker), strict=True)
-
-        for tag, raw in items:
-            tags.append(tag)
-            lines.append(raw)
-            if len(lines) < BATCH_LINES:
-                continue
+        for tags, lines in batches:
             self.seen += len(lines)
             if self.auto and self.seen > PARALLEL_FROM:
                 self.workers, self.auto = min(4, len(os.sched_getaffinity(0))), False
-            if len(pending) >= max(1, self.workers):  # a worker per batch in flight
-                ready = oldest()  # its results in, that worker gets the next batch
-                submit()
-                yield from ready
-            else:
-                submit()
-            n += len(tags)
-            tags, lines = [], []
+            ready = oldest() if len(pending) >= max(1, self.workers) else None
+            args = (spec.entity_type, file, n, lines, mode)  # a worker per batch in flight:
+            pending.append((args, tags, self._submit(args)))  # the one whose results are in
+            if ready is not None:
+                yield ready
+            n += len(lines)
             while pending and pending[0][2] is None:
-                yield from oldest()
-        if lines:
-            submit()
+                yield oldest()
         while pending:
-            yield from oldest()
+            yield oldest()
 
 
 def export_store(store: Store, out: Path, now: datetime, *, artifacts: ArtifactStore | None = None,
@@ -333,7 +344,7 @@ def _write_entity(snap: Any, spec: EntitySpec, out: Path, progress: Progress | N
             f.write(line + b"\n")
             digest.update(line + b"\n")
             count += 1
-            checker.take(spec, f"{spec.file}:{count}", summary)
+            checker.take(spec, spec.file, count, summary)
         f.flush()
         os.fsync(f.fileno())
     checker.finish(spec)
@@ -583,15 +594,16 @@ class _Checker:
         digest = hashlib.sha256()
         n = 0
         rows: list[Row] = []
+        name = path.name
         with path.open("rb") as f:
-            lines = ((None, raw) for raw in _bounded_lines(f, digest))
-            for n, _, (summary, problems, row, _) in pipeline.results(spec, path.name, lines,
-                                                                       mode):
+            for n, (summary, problems, row, _) in pipeline.lines(
+                    spec, name, _line_batches(f, digest), mode):
                 if progress is not None:
                     progress.update(1)
-                self.problems += problems
+                if problems:
+                    self.problems += problems
                 if summary is not None:
-                    self.take(spec, f"{path.name}:{n}", summary)
+                    self.take(spec, name, n, summary)
                 if insert is not None and isinstance(row, tuple):
                     rows.append(row)
                     if len(rows) >= BATCH_LINES:
@@ -614,22 +626,25 @@ class _Checker:
         self.finish(spec)
         return n
 
-    def take(self, spec: EntitySpec, where: str, summary: RecordLine | EventLine) -> None:
-        """Check one record of ``spec``'s file, from what its line gave
-        (:func:`runtime.export_lines.check_batch`)."""
+    def take(self, spec: EntitySpec, file: str, n: int, summary: RecordLine | EventLine
+             ) -> None:
+        """Check one record of ``spec``'s file, line ``n`` of ``file``, from what its line
+        gave (:func:`runtime.export_lines.check_batch`). This runs for every line: a digest
+        is ``hash(text) & _MASK64`` inline (see :func:`_h64`), and the ``file:line`` of a
+        message is made only when there is one."""
         if isinstance(summary, EventLine):
             key = (summary.entity_id, summary.seq)
             if self._last is not None and key <= self._last:
-                self.problems.append(f"{where}: event {summary.event_id} is out of "
+                self.problems.append(f"{file}:{n}: event {summary.event_id} is out of "
                                      "(entity_id, seq) order")
             self._last = key
             if self._group and self._group[0].entity_id != summary.entity_id:
                 self._chain(self._group)
                 self._group = []
             self._group.append(summary)
-            self.event_ids.append(_h64(summary.event_id))
+            self.event_ids.append(hash(summary.event_id) & _MASK64)
             return
-        self._record(spec, where, summary)
+        self._record(spec, file, n, summary)
 
     def finish(self, spec: EntitySpec) -> None:
         """The end of ``spec``'s file: the last chain, duplicates confirmed, and the checks
@@ -645,28 +660,29 @@ class _Checker:
         if spec.entity_type == "audit_event":
             self.events_done()
 
-    def _record(self, spec: EntitySpec, where: str, line: RecordLine) -> None:
+    def _record(self, spec: EntitySpec, file: str, n: int, line: RecordLine) -> None:
         kind, rid = spec.entity_type, line.rid
         prev = self.last_id.get(kind)
         if prev is not None and rid <= prev and kind != "seal":
-            self.problems.append(f"{where}: {spec.id_field} {rid!r} is out of ID order "
+            self.problems.append(f"{file}:{n}: {spec.id_field} {rid!r} is out of ID order "
                                  f"(after {prev!r})")
         self.last_id[kind] = rid
+        heads = self.heads
         if kind in _CHAINED:
-            self.heads[kind].add(_h64(rid), line.audit_seq, _h64(line.audit_hash),
-                                 _h64(line.state))
+            heads[kind].add(hash(rid) & _MASK64, line.audit_seq,
+                            hash(line.audit_hash) & _MASK64, hash(line.state) & _MASK64)
         else:
-            self.heads[kind].add(_h64(rid), 0, 0, 0)
+            heads[kind].add(hash(rid) & _MASK64, 0, 0, 0)
         for (field, parent, pfield), value in zip(_PARENTS[kind], line.refs, strict=True):
-            if value is not None and _h64(value) not in self.heads[parent]:
-                self.problems.append(f"{where}: {kind} {rid}: {field} {value!r} has no {parent} "
-                                     f"with that {pfield}")
+            if value is not None and (hash(value) & _MASK64) not in heads[parent]:
+                self.problems.append(f"{file}:{n}: {kind} {rid}: {field} {value!r} has no "
+                                     f"{parent} with that {pfield}")
         if kind == "reminder":
             target, entity_id = line.extra
             if target == "reminder":
-                self.later.append((where, _h64(entity_id), entity_id))
-            elif target in self.heads and _h64(entity_id) not in self.heads[target]:
-                self.problems.append(f"{where}: reminder {rid}: entity_id {entity_id!r} "
+                self.later.append((f"{file}:{n}", _h64(entity_id), entity_id))
+            elif target in heads and _h64(entity_id) not in heads[target]:
+                self.problems.append(f"{file}:{n}: reminder {rid}: entity_id {entity_id!r} "
                                      f"has no {target}")
         elif kind == "artifact":
             self.shas.add(line.extra)
@@ -803,29 +819,48 @@ def _sha_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _bounded_lines(f: Any, digest: Any) -> Iterator[bytes]:
-    """The lines of a binary file without their newline, each read with a bound: a line past
-    :data:`limits.MAX_EXPORT_LINE_BYTES` comes back cut to the bound plus one byte (and is
-    named as too long), the rest of it is skipped; ``digest`` sees every byte."""
+def _line_batches(f: Any, digest: Any) -> Iterator[list[bytes]]:
+    """The lines of a binary file without their newlines, :data:`BATCH_LINES` at a time, read
+    a block at a time (a ``readline`` per line costs more than checking the line takes here);
+    ``digest`` sees every byte. A line past :data:`limits.MAX_EXPORT_LINE_BYTES` that has not
+    ended within a block of its limit comes cut to the limit plus one byte (and is named as
+    too long), the rest of it skipped: memory stays bounded by the limit and one block."""
     bound = limits.MAX_EXPORT_LINE_BYTES + 1
-    while True:
-        raw = f.readline(bound)
-        if not raw:
-            return
+    pending: list[bytes] = []
+    rest = b""
+    skipping = False  # in the rest of a line cut at the bound
+    while block := f.read(READ_BYTES):
         if digest is not None:
-            digest.update(raw)
-        if raw.endswith(b"\n"):
-            yield raw[:-1]
-            continue
-        if len(raw) < bound:  # the last line, without a newline
-            yield raw
-            return
-        while rest := f.readline(1 << 20):  # skip the rest of the long line
-            if digest is not None:
-                digest.update(rest)
-            if rest.endswith(b"\n"):
-                break
-        yield raw
+            digest.update(block)
+        if skipping:
+            end = block.find(b"\n")
+            if end < 0:
+                continue
+            block, skipping = block[end + 1:], False
+        data = rest + block if rest else block
+        end = data.rfind(b"\n")
+        if end >= 0:
+            pending += data[:end].split(b"\n")
+            rest = data[end + 1:]
+        else:
+            rest = data
+        if len(rest) >= bound:
+            pending.append(rest[:bound])
+            rest, skipping = b"", True
+        while len(pending) >= BATCH_LINES:
+            yield pending[:BATCH_LINES]
+            del pending[:BATCH_LINES]
+    if rest:  # the last line, without a newline
+        pending.append(rest)
+    while pending:
+        yield pending[:BATCH_LINES]
+        del pending[:BATCH_LINES]
+
+
+def _bounded_lines(f: Any, digest: Any) -> Iterator[bytes]:
+    """The lines of :func:`_line_batches`, one by one."""
+    for batch in _line_batches(f, digest):
+        yield from batch
 
 
 def _inside(directory: Path, spec: EntitySpec, name: str, problems: list[str]) -> Path | None:

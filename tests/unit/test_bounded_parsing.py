@@ -269,3 +269,38 @@ def test_fuzz_export_records(tmp_path: Path, values: list[object]):
     import json
 
     _validate_lines(_empty_export(tmp_path / "export"), [json.dumps(v) for v in values])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+       newline_at_end=st.booleans(), block=st.integers(1, 24), batch=st.integers(1, 5))
+def test_an_export_file_is_read_a_block_at_a_time_line_for_line(
+        lines: list[bytes], newline_at_end: bool, block: int, batch: int) -> None:
+    """The validator's reader gives back the lines of a file as ``splitlines`` would, in
+    batches, whatever the block size; the digest sees every byte; a line past the limit comes
+    as one line over the limit that starts as it does (cut, its rest skipped, when it has not
+    ended within a block of the limit), so the next lines keep their numbers."""
+    import hashlib
+    import io
+
+    from runtime import export
+
+    data = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+    digest = hashlib.sha256()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits, "MAX_EXPORT_LINE_BYTES", 16)
+        patch.setattr(export, "READ_BYTES", block)
+        patch.setattr(export, "BATCH_LINES", batch)
+        batches = list(export._line_batches(io.BytesIO(data), digest))
+    assert digest.digest() == hashlib.sha256(data).digest()
+    assert all(0 < len(b) <= batch for b in batches)
+    got = [line for b in batches for line in b]
+    want = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        want.pop()
+    assert len(got) == len(want)
+    for seen, line in zip(got, want, strict=True):
+        if len(line) <= 16:
+            assert seen == line
+        else:  # named as too long: over the limit, and no more than the limit + one block
+            assert len(seen) > 16 and line.startswith(seen) and len(seen) <= 17 + block
