@@ -520,6 +520,48 @@ if op == "dumps":
         timed_s += time.perf_counter() - t
         timed_cpu += time.process_time() - c
     out = {"n": n, "seconds": timed_s, "timed_cpu": timed_cpu}
+elif op == "scan-floor":  # what an export cannot beat: the stored docs, unparsed, to a file
+    db = sqlite3.connect(spec["db"])
+    n = 0
+    with open(spec["out"], "w", encoding="utf-8", buffering=1 << 20) as f:
+        write = f.write
+        for table, order in spec["order"]:
+            cur = db.execute(f"SELECT doc FROM {table} ORDER BY {order}")
+            while rows := cur.fetchmany(500):
+                for (doc,) in rows:
+                    write(doc)
+                    write("\n")
+                n += len(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    out = {"n": n}
+elif op == "insert-floor":  # what an import cannot beat: the rows it inserts, made beforehand
+    from pathlib import Path
+
+    from runtime.export import ENTITIES, _line_batches
+    from runtime.export_lines import check_batch
+    from runtime.store import open_store
+
+    store = open_store(spec["url"])
+    assert store.is_empty()
+    timed_s, timed_cpu, n = 0.0, 0.0, 0
+    bulk = store.bulk_insert()
+    insert = bulk.__enter__()
+    for es in ENTITIES:
+        with open(Path(spec["dir"]) / es.file, "rb") as f:
+            for lines in _line_batches(f, None):
+                rows = [made for _, _, made, _ in check_batch(es.entity_type, es.file, 1, lines,
+                                                              "sqlite")]  # prepared: untimed
+                t, c = time.perf_counter(), time.process_time()
+                insert(rows)
+                timed_s += time.perf_counter() - t
+                timed_cpu += time.process_time() - c
+                n += len(rows)
+    t, c = time.perf_counter(), time.process_time()
+    bulk.__exit__(None, None, None)  # the commit
+    timed_s += time.perf_counter() - t
+    timed_cpu += time.process_time() - c
+    out = {"n": n, "seconds": timed_s, "timed_cpu": timed_cpu}
 elif op == "loads":
     n = 0
     loads = json.loads
@@ -593,7 +635,8 @@ def remove(path: Path) -> None:
 def measure_sqlite(folder: Path, src: Path, reps: dict[str, int], n: int,
                    log: Callable[[str], None]) -> tuple[Runs, Path]:
     """Interleaved repetitions (load drift on a shared machine hits every operation alike)."""
-    runs: Runs = {k: [] for k in ("dumps", "loads", "export", "validate", "NORMAL", "FULL")}
+    runs: Runs = {k: [] for k in ("dumps", "loads", "export", "validate", "NORMAL", "FULL",
+                                  "scan-floor", "insert-floor")}
     base_file, export_dir = folder / "baseline.jsonl", folder / "export"
     for rep in range(max(reps.values())):
         if rep < reps["baseline"]:
@@ -606,6 +649,9 @@ def measure_sqlite(folder: Path, src: Path, reps: dict[str, int], n: int,
             runs["export"].append(child({"op": "export", "url": f"sqlite:///{src}",
                                          "out": str(export_dir), "now": NOW.isoformat()}))
             runs["validate"].append(child({"op": "validate", "dir": str(export_dir)}))
+            remove(base_file)
+            runs["scan-floor"].append(child({"op": "scan-floor", "db": str(src),
+                                             "out": str(base_file), "order": EXPORT_ORDER}))
         if rep < reps["import"]:
             for sync in ("NORMAL", "FULL"):
                 target = folder / f"import-{sync}.db"
@@ -614,6 +660,12 @@ def measure_sqlite(folder: Path, src: Path, reps: dict[str, int], n: int,
                                          "url": f"sqlite:///{target}?synchronous={sync}"}))
                 check_import(SqliteStore(f"sqlite:///{target}"), n)
                 remove(target)
+            target = folder / "insert-floor.db"
+            runs["insert-floor"].append(child({
+                "op": "insert-floor", "dir": str(export_dir),
+                "url": f"sqlite:///{target}?synchronous=NORMAL"}))
+            check_import(SqliteStore(f"sqlite:///{target}"), n)
+            remove(target)
         log(f"  SQLite repetition {rep + 1} of {max(reps.values())} done (load average {load()})")
     for r in runs.values():
         for x in r:
@@ -841,6 +893,15 @@ def report(n: int, sq: Runs, pg: dict[str, Any] | None, dy: dict[str, Any] | Non
     for what, runs in peaks:
         p = max(total_peak(r) for r in runs)
         goal(f"peak memory under 200 MB, {what} (with its workers): {mb(p)} MB", p < 200 * MB)
+    print()
+    scan, ins = best(sq["scan-floor"]), best(sq["insert-floor"])
+    print("floors, for reference (the same run; what no export or import on this machine can "
+          "beat with this store, whatever it checks):")
+    print(f"  SQLite scan of the stored docs written to a file as they are, unparsed: "
+          f"{rate(n, scan['seconds'])}/s = {n / scan['seconds'] / base['dumps']:.2f}x dumps")
+    print(f"  SQLite insert of the rows import_export inserts, made beforehand (untimed), one "
+          f"transaction, synchronous=NORMAL: {rate(n, ins['seconds'])}/s "
+          f"({ins['cpu'] / n * 1e6:.1f} us CPU a row)")
     print()
     print("for reference (not goals of the issue): export checks each record as it writes it "
           "and import (into an empty SQL store) validates and loads in one pass, so neither "
