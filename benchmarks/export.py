@@ -45,6 +45,10 @@ closed), the total peak adding them to the child's:
 * ``runtime.export.import_export(store, dir)`` into a fresh empty SQLite store at
   ``?synchronous=NORMAL`` and at ``FULL``: validated and loaded in one pass, in one
   transaction (``bulk_insert``);
+* two floors, what no export or import could beat on the machine whatever it checked: the
+  SQLite scan of the stored docs in export order written to a file as they are (unparsed),
+  and the SQLite insert (one transaction, ``synchronous=NORMAL``, into a fresh store) of the
+  rows ``import_export`` inserts, made beforehand with ``check_batch`` (untimed);
 * the same three on PostgreSQL: a server started for this run by ``tests/pg.py``'s
   ``PgServer(durable=True)`` (fsync, synchronous_commit, full_page_writes on), the
   ``PostgresStore`` loaded by importing the SQLite export (the import measurement), then
