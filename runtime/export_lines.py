@@ -159,7 +159,7 @@ def parse_line(spec: EntitySpec, where: str, raw: bytes | str, problems: list[st
         problems.append(f"{where}: the line is over {limits.MAX_EXPORT_LINE_BYTES} bytes; the "
                         f"limit is {limits.MAX_EXPORT_LINE_BYTES} bytes per record")
         return None, None
-    if raw.count(b"[") + raw.count(b"{") > limits.MAX_NESTING or _long_digit_run(raw):
+    if _needs_bounded_parser(raw):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -278,12 +278,16 @@ def check_batch(entity_type: str, file: str, first: int, lines: list[bytes],
     return out
 
 
+def _needs_bounded_parser(raw: bytes) -> bool:
+    """Whether ``raw`` may nest past the limit or hold an oversized number: then the bounded
+    parser, which names the limit, reads it instead of orjson."""
+    return raw.count(b"[") + raw.count(b"{") > limits.MAX_NESTING or _long_digit_run(raw)
+
+
 def _plain(raw: bytes) -> bool:
     """Whether ``raw`` is within the limits :func:`parse_line` checks before orjson parses
     it (its size, its nesting, no long run of digits)."""
-    return (len(raw) <= limits.MAX_EXPORT_LINE_BYTES
-            and raw.count(b"[") + raw.count(b"{") <= limits.MAX_NESTING
-            and not _long_digit_run(raw))
+    return len(raw) <= limits.MAX_EXPORT_LINE_BYTES and not _needs_bounded_parser(raw)
 
 
 def _columns(mode: str) -> Callable[[Record], dict[str, object]] | None:

@@ -23,7 +23,6 @@ from runtime.model import (
     Bundle,
     Digest,
     IdempotencyKey,
-    Record,
     Reminder,
     Seal,
     Task,
@@ -217,13 +216,13 @@ class MemoryStore:
         with self._lock:
             self._check(changes)
             for rec in (*changes.creates, *changes.events):
-                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), changes.doc(rec).encode())
+                self._rows(kind_of(rec))[record_id(rec)] = (record_version(rec), changes.doc(rec).encode())
                 if isinstance(rec, Task):
                     self._tasks_by_bundle.setdefault(rec.bundle_id, []).append(rec.task_id)
                 elif isinstance(rec, AuditEvent):
                     self._chain_places[(rec.entity_id, rec.seq)] = rec.event_id
             for rec, _ in changes.updates:
-                self._rows(kind_of(rec))[record_id(rec)] = (_version(rec), changes.doc(rec).encode())
+                self._rows(kind_of(rec))[record_id(rec)] = (record_version(rec), changes.doc(rec).encode())
 
     def _check(self, changes: Changes) -> None:
         updated: dict[tuple[str, str], int] = {}
@@ -237,7 +236,7 @@ class MemoryStore:
             version = updated.get(key, row[0])
             if version != expected:
                 raise ConflictError(key[1], f"version is {version}, expected {expected}")
-            updated[key] = _version(rec)
+            updated[key] = record_version(rec)
         seen: set[tuple[str, str]] = set()
         for rec in (*changes.creates, *changes.events):
             key = (kind_of(rec), record_id(rec))
@@ -269,10 +268,6 @@ class MemoryStore:
 
     def _raw(self, kind: str, rid: str) -> bytes:
         return self._rows(kind)[rid][1]
-
-
-def _version(rec: Record) -> int:
-    return record_version(rec)
 
 
 def _matches(rec: Any, where: dict[str, str]) -> bool:
